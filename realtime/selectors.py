@@ -1,0 +1,231 @@
+"""Reads behind the dashboard metrics, from rollups (live) and from source rows (resync)."""
+
+import zoneinfo
+from collections import defaultdict
+from datetime import datetime, time, timedelta
+from decimal import Decimal
+
+from django.contrib.auth import get_user_model
+from django.db.models import Count, F, Max, Q, Sum
+from django.utils import timezone
+
+from inventory.models import InventoryAlert, Product, Stock
+from orders.models import Order, OrderStatus, SyncOperation
+
+from .models import DashboardMetric, OrderStatsBucket, OrderTotals, SystemHealth
+from .rollups import OrderFigures, bucket_start, processing_seconds
+
+HEALTH_WINDOW = timedelta(minutes=15)
+PROCESSING_WINDOW = timedelta(days=7)
+ACTIVE_SYNC_STATUSES = (SyncOperation.Status.PENDING, SyncOperation.Status.RUNNING, SyncOperation.Status.RETRYING)
+
+
+def creator_tz(creator_id: int) -> zoneinfo.ZoneInfo:
+    return zoneinfo.ZoneInfo(get_user_model().objects.values_list("timezone", flat=True).get(pk=creator_id))
+
+
+def today_bounds(*, tz: zoneinfo.ZoneInfo, now: datetime) -> tuple[datetime, datetime]:
+    """Return [start, end) of the creator's local today, as aware datetimes."""
+    local_day = now.astimezone(tz).date()
+    start = datetime.combine(local_day, time.min, tzinfo=tz)
+    end = datetime.combine(local_day + timedelta(days=1), time.min, tzinfo=tz)
+    return start, end
+
+
+def processing_window_start(now: datetime) -> datetime:
+    """Orders shipped at or after this instant count in avg_processing_time ("last 7 days")."""
+    return bucket_start(now) - PROCESSING_WINDOW
+
+
+def _money(value) -> str:
+    return str(Decimal(value or 0).quantize(Decimal("0.01")))
+
+
+def _average_minutes(seconds: int, count: int) -> float | None:
+    return round(seconds / count / 60, 1) if count else None
+
+
+# --- orders ------------------------------------------------------------------------------
+
+
+def _order_metrics_from_rollups(creator_id: int, now: datetime) -> dict:
+    start, end = today_bounds(tz=creator_tz(creator_id), now=now)
+    totals = OrderTotals.objects.filter(creator_id=creator_id).first()
+    buckets = OrderStatsBucket.objects.filter(creator_id=creator_id)
+    today = buckets.filter(start__gte=start, start__lt=end).aggregate(n=Sum("placed_count"))["n"] or 0
+    shipped = buckets.filter(start__gte=processing_window_start(now)).aggregate(
+        count=Sum("shipped_count"), seconds=Sum("processing_seconds")
+    )
+    return {
+        "total_count": totals.orders_count if totals else 0,
+        "today_count": today,
+        "total_revenue": _money(totals.completed_revenue if totals else 0),
+        "avg_processing_time": _average_minutes(shipped["seconds"] or 0, shipped["count"] or 0),
+    }
+
+
+def _order_metrics_from_source(creator_id: int, now: datetime) -> dict:
+    start, end = today_bounds(tz=creator_tz(creator_id), now=now)
+    orders = Order.objects.filter(creator_id=creator_id)
+    counts = orders.aggregate(
+        total=Count("pk"),
+        today=Count("pk", filter=Q(placed_at__gte=start, placed_at__lt=end)),
+        revenue=Sum("total_amount", filter=Q(status=OrderStatus.COMPLETED)),
+    )
+    seconds = count = 0
+    for placed_at, shipped_at in orders.filter(shipped_at__gte=processing_window_start(now)).values_list(
+        "placed_at", "shipped_at"
+    ):
+        seconds += processing_seconds(placed_at, shipped_at)
+        count += 1
+    return {
+        "total_count": counts["total"],
+        "today_count": counts["today"],
+        "total_revenue": _money(counts["revenue"]),
+        "avg_processing_time": _average_minutes(seconds, count),
+    }
+
+
+def order_rollups_from_source(*, creator_id: int) -> tuple[dict[datetime, tuple[int, int, int]], tuple[int, Decimal]]:
+    """Rebuild the rollup rows of a creator from their orders."""
+    buckets: dict[datetime, list[int]] = defaultdict(lambda: [0, 0, 0])
+    count, revenue = 0, Decimal(0)
+    for order in Order.objects.filter(creator_id=creator_id).only("placed_at", "shipped_at", "status", "total_amount"):
+        figures = OrderFigures.of(order)
+        for start, row in figures.bucket_rows().items():
+            for index, value in enumerate(row):
+                buckets[start][index] += value
+        count += 1
+        revenue += figures.revenue
+    return {start: tuple(row) for start, row in buckets.items()}, (count, revenue)
+
+
+def orders_per_hour(*, creator_id: int, now: datetime | None = None, hours: int = 24) -> list[tuple[datetime, int]]:
+    """Orders placed per hour over the last ``hours`` hours, oldest first."""
+    now = now or timezone.now()
+    current = now.replace(minute=0, second=0, microsecond=0)
+    first = current - timedelta(hours=hours - 1)
+    counts: dict[datetime, int] = defaultdict(int)
+    for start, placed in OrderStatsBucket.objects.filter(
+        creator_id=creator_id, start__gte=first, placed_count__gt=0
+    ).values_list("start", "placed_count"):
+        counts[start.replace(minute=0)] += placed
+    return [(first + timedelta(hours=i), counts[first + timedelta(hours=i)]) for i in range(hours)]
+
+
+# --- inventory ---------------------------------------------------------------------------
+
+
+def _inventory_metrics(creator_id: int) -> dict:
+    products = Product.objects.filter(creator_id=creator_id).annotate(total_available=Sum("stocks__available"))
+    total_products = low = 0
+    for available, reorder_point in products.values_list("total_available", "reorder_point"):
+        total_products += 1
+        if (available or 0) <= reorder_point:
+            low += 1
+    value = Stock.objects.filter(product__creator_id=creator_id).aggregate(
+        value=Sum(F("on_hand") * F("product__unit_cost"))
+    )["value"]
+    critical = InventoryAlert.objects.filter(
+        creator_id=creator_id,
+        status=InventoryAlert.Status.ACTIVE,
+        severity__in=[InventoryAlert.Severity.CRITICAL, InventoryAlert.Severity.EMERGENCY],
+    ).count()
+    return {
+        "total_products": total_products,
+        "low_stock_count": low,
+        "total_value": _money(value),
+        "critical_alerts": critical,
+    }
+
+
+# --- system ------------------------------------------------------------------------------
+
+
+def health_latest(*, creator_id: int, now: datetime) -> dict[str, SystemHealth]:
+    """Latest SystemHealth record per component in the last 15 minutes (global and the creator's)."""
+    latest: dict[str, SystemHealth] = {}
+    for record in SystemHealth.objects.filter(
+        Q(creator_id=creator_id) | Q(creator__isnull=True), measured_at__gte=now - HEALTH_WINDOW
+    ).order_by("component", "-measured_at", "-pk"):
+        latest.setdefault(record.component, record)
+    return latest
+
+
+def _system_metrics(creator_id: int, now: datetime) -> dict:
+    latest = health_latest(creator_id=creator_id, now=now)
+    worst = max(
+        (record.status for record in latest.values()),
+        key=lambda status: SystemHealth.STATUS_RANK.get(status, 0),
+        default=SystemHealth.Status.NOMINAL,
+    )
+    operations = SyncOperation.objects.filter(creator_id=creator_id)
+    if operations.filter(type=SyncOperation.Type.RESYNC, status__in=ACTIVE_SYNC_STATUSES).exists():
+        sync_status = "syncing"
+    else:
+        last_resync = (
+            operations.filter(type=SyncOperation.Type.RESYNC, completed_at__isnull=False).order_by("-completed_at").first()
+        )
+        stream_failed = operations.filter(
+            type=SyncOperation.Type.WEBHOOK_STREAM, status=SyncOperation.Status.FAILED
+        ).exists()
+        resync_failed = last_resync is not None and last_resync.status == SyncOperation.Status.FAILED
+        sync_status = "error" if stream_failed or resync_failed else "synced"
+    moments = [
+        moment
+        for moment in (
+            operations.filter(type=SyncOperation.Type.WEBHOOK_STREAM).aggregate(m=Max("last_event_at"))["m"],
+            operations.filter(type=SyncOperation.Type.RESYNC, status=SyncOperation.Status.COMPLETED).aggregate(
+                m=Max("completed_at")
+            )["m"],
+        )
+        if moment is not None
+    ]
+    return {
+        "health_status": str(worst),
+        "sync_status": sync_status,
+        "last_sync": max(moments).isoformat() if moments else None,
+    }
+
+
+# --- all metrics -------------------------------------------------------------------------
+
+
+def metrics_compute(
+    *, creator_id: int, metric_types: set[str] | None = None, now: datetime | None = None
+) -> dict[tuple[str, str], object]:
+    """Compute the creator's metrics from rollups (cost independent of order history)."""
+    now = now or timezone.now()
+    groups = {
+        "orders": lambda: _order_metrics_from_rollups(creator_id, now),
+        "inventory": lambda: _inventory_metrics(creator_id),
+        "system": lambda: _system_metrics(creator_id, now),
+    }
+    values = {}
+    for metric_type, compute in groups.items():
+        if metric_types is None or metric_type in metric_types:
+            values.update({(metric_type, key): value for key, value in compute().items()})
+    return values
+
+
+def metrics_from_source(*, creator_id: int, now: datetime | None = None) -> dict[tuple[str, str], object]:
+    """Compute every metric straight from orders, stock and alerts, ignoring rollups."""
+    now = now or timezone.now()
+    values = metrics_compute(creator_id=creator_id, metric_types={"inventory", "system"}, now=now)
+    values.update({("orders", key): value for key, value in _order_metrics_from_source(creator_id, now).items()})
+    return values
+
+
+def metrics_stored(*, creator_id: int) -> dict[tuple[str, str], object]:
+    return {
+        (metric.metric_type, metric.metric_key): metric.value
+        for metric in DashboardMetric.objects.filter(creator_id=creator_id)
+    }
+
+
+def metrics_grouped(*, creator_id: int) -> dict[str, dict[str, object]]:
+    """Stored metrics as ``{"orders": {...}, "inventory": {...}, "system": {...}}`` (the JSON API shape)."""
+    grouped: dict[str, dict[str, object]] = {"orders": {}, "inventory": {}, "system": {}}
+    for (metric_type, key), value in metrics_stored(creator_id=creator_id).items():
+        grouped.setdefault(metric_type, {})[key] = value
+    return grouped
