@@ -1,0 +1,92 @@
+"""Fixtures shared by the whole suite: creators, shops, products with stock."""
+
+import os
+from decimal import Decimal
+
+import pytest
+from django.db import connection
+
+from inventory.services import product_upsert, stock_restock
+from orders.models import ShopConnection
+
+USES_POSTGRES = bool(os.environ.get("DATABASE_URL", "").startswith(("postgres://", "postgresql://")))
+USES_REDIS = bool(os.environ.get("REDIS_URL"))
+
+
+def pytest_collection_modifyitems(config, items):
+    skip_pg = pytest.mark.skip(reason="needs PostgreSQL: set DATABASE_URL=postgres://...")
+    skip_redis = pytest.mark.skip(reason="needs Redis: set REDIS_URL=redis://...")
+    for item in items:
+        if "postgres" in item.keywords and not USES_POSTGRES:
+            item.add_marker(skip_pg)
+        if "redis" in item.keywords and not USES_REDIS:
+            item.add_marker(skip_redis)
+
+
+@pytest.fixture
+def make_creator(django_user_model):
+    counter = iter(range(1, 10_000))
+
+    def make(username: str | None = None, *, timezone: str = "UTC", password: str = "pass-1234", **extra):
+        return django_user_model.objects.create_user(
+            username=username or f"creator{next(counter)}", password=password, timezone=timezone, **extra
+        )
+
+    return make
+
+
+@pytest.fixture
+def creator(make_creator):
+    return make_creator("alice")
+
+
+@pytest.fixture
+def make_shop():
+    counter = iter(range(1, 10_000))
+
+    def make(creator, *, shop_id: str | None = None, app_key: str = "app-key", app_secret: str = "app-secret", **extra):
+        return ShopConnection.objects.create(
+            creator=creator,
+            shop_id=shop_id or f"shop-{creator.pk}-{next(counter)}",
+            app_key=app_key,
+            app_secret=app_secret,
+            **extra,
+        )
+
+    return make
+
+
+@pytest.fixture
+def shop(creator, make_shop):
+    return make_shop(creator, shop_id="shop-1")
+
+
+@pytest.fixture
+def make_product():
+    counter = iter(range(1, 10_000))
+
+    def make(creator, *, stock: int = 0, reorder_point: int = 10, unit_cost: str = "2.00", external_id=None, **extra):
+        number = next(counter)
+        product, _ = product_upsert(
+            creator_id=creator.pk,
+            external_id=external_id or f"P{number}",
+            name=extra.pop("name", f"Product {number}"),
+            sku=extra.pop("sku", f"SKU-{number}"),
+            reorder_point=reorder_point,
+            unit_cost=Decimal(unit_cost),
+        )
+        if stock:
+            stock_restock(product=product, quantity=stock, reference="test stock")
+        return product
+
+    return make
+
+
+@pytest.fixture
+def uses_postgres():
+    return connection.vendor == "postgresql"
+
+
+@pytest.fixture(autouse=True)
+def _fast_password_hashing(settings):
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
