@@ -1,4 +1,8 @@
-from django.urls import path  # noqa: F401
+from django.urls import path
+
+from . import views
 
 app_name = "orders"
-urlpatterns = []
+urlpatterns = [
+    path("webhooks/tiktok/", views.tiktok_webhook, name="tiktok-webhook"),
+]
