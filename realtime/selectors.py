@@ -223,9 +223,25 @@ def metrics_stored(*, creator_id: int) -> dict[tuple[str, str], object]:
     }
 
 
-def metrics_grouped(*, creator_id: int) -> dict[str, dict[str, object]]:
-    """Stored metrics as ``{"orders": {...}, "inventory": {...}, "system": {...}}`` (the JSON API shape)."""
-    grouped: dict[str, dict[str, object]] = {"orders": {}, "inventory": {}, "system": {}}
+METRIC_KEYS = {
+    "orders": ("total_count", "today_count", "total_revenue", "avg_processing_time"),
+    "inventory": ("total_products", "low_stock_count", "total_value", "critical_alerts"),
+    "system": ("health_status", "sync_status", "last_sync"),
+}
+
+
+def metrics_grouped(*, creator_id: int, now: datetime | None = None) -> dict[str, dict[str, object]]:
+    """Stored metrics as ``{"orders": {...}, "inventory": {...}, "system": {...}}`` (the JSON API shape).
+
+    A group with a key never stored (a brand-new creator, say) is computed from rollups instead.
+    """
+    grouped: dict[str, dict[str, object]] = {metric_type: {} for metric_type in METRIC_KEYS}
     for (metric_type, key), value in metrics_stored(creator_id=creator_id).items():
         grouped.setdefault(metric_type, {})[key] = value
+    missing = {
+        metric_type for metric_type, keys in METRIC_KEYS.items() if any(key not in grouped[metric_type] for key in keys)
+    }
+    if missing:
+        for (metric_type, key), value in metrics_compute(creator_id=creator_id, metric_types=missing, now=now).items():
+            grouped[metric_type][key] = value
     return grouped

@@ -1,0 +1,185 @@
+"""Reads behind the dashboard's inventory table, alerts list and the JSON API.
+
+Nothing here writes. Every function takes the creator's id and only ever returns that
+creator's rows; a lookup by id of another creator's row raises ``DoesNotExist``.
+"""
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from decimal import Decimal
+
+from django.db.models import Case, IntegerField, Q, Sum, Value, When
+
+from .models import InventoryAlert, Product, Stock, Warehouse
+from .services import stockout_eta_hours
+
+INVENTORY_ROWS_LIMIT = 200
+ALERTS_OPEN_LIMIT = 50
+
+
+class StockLevel:
+    """The badge of an inventory row: the same thresholds as the alert engine."""
+
+    IN_STOCK = "in_stock"
+    LOW = "low"
+    OUT = "out"
+
+    LABELS = {IN_STOCK: "In stock", LOW: "Low", OUT: "Out"}
+    URGENCY = {OUT: 0, LOW: 1, IN_STOCK: 2}
+
+
+def stock_level(*, available: int, reorder_point: int) -> str:
+    """Classify available units against the reorder point."""
+    if available <= 0:
+        return StockLevel.OUT
+    if available <= reorder_point:
+        return StockLevel.LOW
+    return StockLevel.IN_STOCK
+
+
+@dataclass(frozen=True)
+class InventoryRow:
+    """One product in the inventory table.
+
+    ``on_hand``, ``reserved`` and ``available`` count the selected warehouse (every warehouse
+    when none is selected); ``level`` and ``stockout_eta_hours`` follow the product's total
+    available across warehouses, as the alerts do.
+    """
+
+    product_pk: int
+    product_id: str
+    sku: str
+    name: str
+    on_hand: int
+    reserved: int
+    available: int
+    total_available: int
+    reorder_point: int
+    velocity_per_hour: Decimal
+    stockout_eta_hours: int | None
+    level: str
+
+    @property
+    def level_label(self) -> str:
+        return StockLevel.LABELS[self.level]
+
+
+def warehouses_list(*, creator_id: int) -> list[Warehouse]:
+    """Return the creator's warehouses, default first."""
+    return list(Warehouse.objects.filter(creator_id=creator_id).order_by("-is_default", "name", "pk"))
+
+
+def warehouse_get(*, creator_id: int, warehouse_id: int) -> Warehouse:
+    """Return one of the creator's warehouses; raise Warehouse.DoesNotExist for anyone else's."""
+    return Warehouse.objects.get(creator_id=creator_id, pk=warehouse_id)
+
+
+def _stock_sums(creator_id: int, warehouse_id: int | None) -> dict[int, dict[str, int]]:
+    stocks = Stock.objects.filter(product__creator_id=creator_id)
+    if warehouse_id is not None:
+        stocks = stocks.filter(warehouse_id=warehouse_id)
+    return {
+        row["product_id"]: row
+        for row in stocks.values("product_id").annotate(
+            on_hand_sum=Sum("on_hand"), reserved_sum=Sum("reserved"), available_sum=Sum("available")
+        )
+    }
+
+
+def inventory_rows(
+    *, creator_id: int, warehouse_id: int | None = None, limit: int | None = INVENTORY_ROWS_LIMIT
+) -> tuple[list[InventoryRow], int]:
+    """Return the creator's products with their stock, most urgent first, and how many there are.
+
+    With ``warehouse_id`` only products stocked in that warehouse are listed.
+    """
+    totals = _stock_sums(creator_id, None)
+    scoped = totals if warehouse_id is None else _stock_sums(creator_id, warehouse_id)
+    rows = []
+    for product in Product.objects.filter(creator_id=creator_id).only(
+        "pk", "external_id", "sku", "name", "reorder_point", "velocity_per_hour"
+    ):
+        if warehouse_id is not None and product.pk not in scoped:
+            continue
+        figures = scoped.get(product.pk, {})
+        total_available = (totals.get(product.pk) or {}).get("available_sum") or 0
+        rows.append(
+            InventoryRow(
+                product_pk=product.pk,
+                product_id=product.external_id,
+                sku=product.sku,
+                name=product.name,
+                on_hand=figures.get("on_hand_sum") or 0,
+                reserved=figures.get("reserved_sum") or 0,
+                available=figures.get("available_sum") or 0,
+                total_available=total_available,
+                reorder_point=product.reorder_point,
+                velocity_per_hour=product.velocity_per_hour,
+                stockout_eta_hours=stockout_eta_hours(
+                    available=total_available, velocity_per_hour=product.velocity_per_hour
+                ),
+                level=stock_level(available=total_available, reorder_point=product.reorder_point),
+            )
+        )
+    rows.sort(
+        key=lambda row: (
+            StockLevel.URGENCY[row.level],
+            row.stockout_eta_hours if row.stockout_eta_hours is not None else float("inf"),
+            row.name.lower(),
+            row.product_pk,
+        )
+    )
+    count = len(rows)
+    return (rows if limit is None else rows[:limit]), count
+
+
+# --- alerts ------------------------------------------------------------------------------------
+
+_SEVERITY_ORDER = Case(
+    When(severity=InventoryAlert.Severity.EMERGENCY, then=Value(0)),
+    When(severity=InventoryAlert.Severity.CRITICAL, then=Value(1)),
+    default=Value(2),
+    output_field=IntegerField(),
+)
+URGENT_SEVERITIES = (InventoryAlert.Severity.CRITICAL, InventoryAlert.Severity.EMERGENCY)
+
+
+def alerts_open(*, creator_id: int, limit: int = ALERTS_OPEN_LIMIT) -> list[InventoryAlert]:
+    """Return active and acknowledged alerts: unacknowledged first, then by severity, newest first."""
+    return list(
+        InventoryAlert.objects.filter(creator_id=creator_id, status__in=InventoryAlert.OPEN_STATUSES)
+        .select_related("product")
+        .annotate(severity_order=_SEVERITY_ORDER)
+        .order_by(
+            Case(When(status=InventoryAlert.Status.ACTIVE, then=Value(0)), default=Value(1)),
+            "severity_order",
+            "-updated_at",
+            "-pk",
+        )[:limit]
+    )
+
+
+def alerts_open_count(*, creator_id: int) -> int:
+    return InventoryAlert.objects.filter(creator_id=creator_id, status__in=InventoryAlert.OPEN_STATUSES).count()
+
+
+def alerts_urgent_count(*, creator_id: int) -> int:
+    """Count active (unacknowledged) alerts of critical or emergency severity: the banner's number."""
+    return InventoryAlert.objects.filter(
+        creator_id=creator_id, status=InventoryAlert.Status.ACTIVE, severity__in=URGENT_SEVERITIES
+    ).count()
+
+
+def alerts_list(
+    *, creator_id: int, statuses: Sequence[str] | None = None, limit: int = 100
+) -> list[InventoryAlert]:
+    """Return the creator's alerts with the given statuses (all when None), newest first."""
+    alerts = InventoryAlert.objects.filter(creator_id=creator_id).select_related("product")
+    if statuses is not None:
+        alerts = alerts.filter(status__in=statuses)
+    return list(alerts.order_by("-updated_at", "-pk")[:limit])
+
+
+def alert_get(*, creator_id: int, alert_id: int) -> InventoryAlert:
+    """Return one of the creator's alerts; raise InventoryAlert.DoesNotExist for anyone else's."""
+    return InventoryAlert.objects.select_related("product").get(Q(creator_id=creator_id), pk=alert_id)

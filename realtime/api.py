@@ -1,0 +1,159 @@
+"""The JSON API (DESIGN.md "JSON API"): the logged-in creator's metrics, inventory, orders and alerts.
+
+Session authentication; anonymous requests get 401 JSON, another creator's ids 404.
+"""
+
+from collections.abc import Callable
+from functools import wraps
+
+from django.http import Http404, JsonResponse
+from django.views.decorators.http import require_GET
+
+from inventory import selectors as inventory_selectors
+from inventory.models import InventoryAlert, Warehouse
+from orders import selectors as order_selectors
+
+from . import selectors
+
+LIST_LIMIT_DEFAULT = 100
+LIST_LIMIT_MAX = 500
+
+
+class BadRequest(ValueError):
+    """A query parameter the API cannot use; answered with 400 and the message."""
+
+
+def api_view(view: Callable) -> Callable:
+    """Require a logged-in creator (else 401 JSON), GET only, and turn BadRequest into 400 JSON."""
+
+    @require_GET
+    @wraps(view)
+    def wrapper(request, *args, **kwargs):
+        if not request.user.is_authenticated:
+            return JsonResponse({"error": "Authentication required: log in first."}, status=401)
+        try:
+            return view(request, *args, **kwargs)
+        except BadRequest as error:
+            return JsonResponse({"error": str(error)}, status=400)
+
+    return wrapper
+
+
+def _limit(request) -> int:
+    raw = request.GET.get("limit", "")
+    if raw == "":
+        return LIST_LIMIT_DEFAULT
+    if not raw.isdigit() or not 1 <= int(raw) <= LIST_LIMIT_MAX:
+        raise BadRequest(f"limit must be a whole number from 1 to {LIST_LIMIT_MAX}.")
+    return int(raw)
+
+
+def _warehouse_id(request, creator_id: int) -> int | None:
+    raw = request.GET.get("warehouse", "").strip()
+    if raw == "":
+        return None
+    if not raw.isdigit():
+        raise BadRequest("warehouse must be a warehouse id (a whole number).")
+    try:
+        return inventory_selectors.warehouse_get(creator_id=creator_id, warehouse_id=int(raw)).pk
+    except Warehouse.DoesNotExist:
+        raise Http404("No such warehouse.") from None
+
+
+def _number(value) -> float:
+    return float(value)
+
+
+@api_view
+def metrics(request):
+    """Return the creator's dashboard metrics grouped as orders, inventory and system."""
+    return JsonResponse(selectors.metrics_grouped(creator_id=request.user.pk))
+
+
+@api_view
+def inventory(request):
+    """Return the creator's products with stock figures (of one warehouse with ``?warehouse=``)."""
+    warehouse_id = _warehouse_id(request, request.user.pk)
+    rows, count = inventory_selectors.inventory_rows(creator_id=request.user.pk, warehouse_id=warehouse_id, limit=None)
+    products = [
+        {
+            "product_id": row.product_id,
+            "sku": row.sku,
+            "name": row.name,
+            "on_hand": row.on_hand,
+            "reserved": row.reserved,
+            "available": row.available,
+            "reorder_point": row.reorder_point,
+            "velocity_per_hour": _number(row.velocity_per_hour),
+            "stockout_eta_hours": row.stockout_eta_hours,
+            "stock_level": row.level,
+        }
+        for row in rows
+    ]
+    return JsonResponse({"warehouse": warehouse_id, "count": count, "products": products})
+
+
+@api_view
+def orders(request):
+    """Return the creator's latest orders, newest first (of one status with ``?status=``)."""
+    try:
+        status = order_selectors.order_status_parse(request.GET.get("status"))
+    except ValueError as error:
+        raise BadRequest(str(error)) from None
+    recent = order_selectors.orders_recent(creator_id=request.user.pk, status=status, limit=_limit(request))
+    return JsonResponse(
+        {
+            "status": status,
+            "orders": [
+                {
+                    "order_id": order.external_id,
+                    "status": order.status,
+                    "total_amount": str(order.total_amount),
+                    "currency": order.currency,
+                    "placed_at": order.placed_at.isoformat(),
+                    "items": [
+                        {
+                            "product_id": item.product.external_id,
+                            "quantity": item.quantity,
+                            "price": str(item.unit_price),
+                        }
+                        for item in order.items.all()
+                    ],
+                    "flags": list(order.flags),
+                }
+                for order in recent
+            ],
+        }
+    )
+
+
+@api_view
+def alerts(request):
+    """Return the creator's alerts, newest first (of one status with ``?status=``)."""
+    raw = request.GET.get("status", "").strip().lower()
+    if raw and raw not in InventoryAlert.Status.values:
+        raise BadRequest(f"status must be one of {', '.join(InventoryAlert.Status.values)}.")
+    found = inventory_selectors.alerts_list(
+        creator_id=request.user.pk, statuses=[raw] if raw else None, limit=_limit(request)
+    )
+    return JsonResponse(
+        {
+            "status": raw or None,
+            "alerts": [
+                {
+                    "id": alert.pk,
+                    "product_id": alert.product.external_id,
+                    "type": alert.type,
+                    "severity": alert.severity,
+                    "status": alert.status,
+                    "message": alert.message,
+                    "available": alert.available,
+                    "created_at": alert.created_at.isoformat(),
+                    "updated_at": alert.updated_at.isoformat(),
+                    "acknowledged_at": alert.acknowledged_at.isoformat() if alert.acknowledged_at else None,
+                    "resolved_at": alert.resolved_at.isoformat() if alert.resolved_at else None,
+                }
+                for alert in found
+            ],
+        }
+    )

@@ -1,0 +1,103 @@
+"""The dashboard's websocket: a snapshot on connect, then paced fragment frames.
+
+Frames are raw HTML whose root elements carry ``id`` and ``hx-swap-oob``: the htmx ws
+extension swaps them in place. Rendering and the rules live in ``realtime.fragments``.
+"""
+
+import json
+import logging
+import time
+from urllib.parse import parse_qs
+
+from channels.db import database_sync_to_async
+from channels.generic.websocket import AsyncWebsocketConsumer
+from django.conf import settings
+
+from . import fragments
+from .broadcast import creator_group
+from .frames import RENDER_HERE, FramePacer
+
+logger = logging.getLogger("creatorflow.realtime")
+
+CLOSE_UNAUTHENTICATED = 4401
+
+
+def _render_stamped(creator_id: int, names, filters) -> tuple[float, dict[str, str]]:
+    stamp = time.time()
+    return stamp, fragments.fragments_render(creator_id=creator_id, names=names, filters=filters)
+
+
+def _filters_from_query(creator_id: int, query_string: bytes) -> fragments.DashboardFilters:
+    query = {key: values[-1] for key, values in parse_qs(query_string.decode("latin-1")).items()}
+    return fragments.filters_parse(creator_id=creator_id, data=query)
+
+
+def _filters_update(creator_id: int, current: fragments.DashboardFilters, message: dict):
+    data = {**current.as_query(), **{key: message[key] for key in ("warehouse", "status") if key in message}}
+    return fragments.filters_parse(creator_id=creator_id, data=data)
+
+
+class DashboardConsumer(AsyncWebsocketConsumer):
+    """One browser tab's live dashboard: its creator's group only."""
+
+    creator_id: int | None = None
+    pacer: FramePacer | None = None
+
+    async def connect(self):
+        user = self.scope.get("user")
+        if user is None or not user.is_authenticated:
+            # Accept first: a refused handshake reaches the browser as 1006, which clients retry.
+            await self.accept()
+            await self.close(code=CLOSE_UNAUTHENTICATED)
+            return
+        self.creator_id = user.pk
+        self.filters = await database_sync_to_async(_filters_from_query)(
+            self.creator_id, self.scope.get("query_string", b"")
+        )
+        self.pacer = FramePacer(
+            send=self._send_frame,
+            render=self._render_one,
+            interval=settings.CREATORFLOW["PUSH_INTERVAL_SECONDS"],
+        )
+        # Join before rendering the snapshot, so no change between the two is missed.
+        await self.channel_layer.group_add(creator_group(self.creator_id), self.channel_name)
+        await self.accept()
+        stamp, snapshot = await database_sync_to_async(_render_stamped)(
+            self.creator_id, fragments.FRAGMENT_NAMES, self.filters
+        )
+        await self.pacer.send_now(snapshot, stamp=stamp)
+
+    async def disconnect(self, code):
+        if self.pacer is not None:
+            self.pacer.close()
+        if self.creator_id is not None:
+            await self.channel_layer.group_discard(creator_group(self.creator_id), self.channel_name)
+
+    async def receive(self, text_data=None, bytes_data=None):
+        """Apply a filter change sent by the page (``ws-send``) and re-render what it narrows."""
+        if self.creator_id is None or not text_data:
+            return
+        try:
+            message = json.loads(text_data)
+        except ValueError:
+            return
+        if not isinstance(message, dict):
+            return
+        filters = await database_sync_to_async(_filters_update)(self.creator_id, self.filters, message)
+        changed = filters.fragments_changed_from(self.filters)
+        self.filters = filters
+        if changed:
+            stamp, rendered = await database_sync_to_async(_render_stamped)(self.creator_id, changed, filters)
+            await self.pacer.send_now(rendered, stamp=stamp)
+
+    async def dashboard_fragments(self, event):
+        """Pass a broadcast's fragments on, rendering here the ones this connection filters."""
+        for name, html in event["fragments"].items():
+            await self.pacer.offer(name, RENDER_HERE if self.filters.differs_for(name) else html, stamp=event["stamp"])
+
+    async def _render_one(self, name: str) -> tuple[float, str]:
+        stamp, rendered = await database_sync_to_async(_render_stamped)(self.creator_id, [name], self.filters)
+        return stamp, rendered[name]
+
+    async def _send_frame(self, html: str) -> None:
+        await self.send(text_data=html)

@@ -1,0 +1,254 @@
+"""The dashboard's live fragments: what each one shows, which changes touch it, how it renders.
+
+Each fragment is one partial of ``realtime/dashboard.html`` whose root element has the
+fragment's name as its ``id`` and ``hx-swap-oob="true"``. The page, htmx responses and
+websocket pushes all render fragments through ``fragments_render``, so they cannot drift apart.
+"""
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from django.template.loader import render_to_string
+from django.utils import timezone
+from django.utils.dateparse import parse_datetime
+
+from inventory import selectors as inventory_selectors
+from inventory.models import Warehouse
+from orders import selectors as order_selectors
+from orders.models import OrderStatus
+
+from . import selectors
+
+TEMPLATE = "realtime/dashboard.html"
+
+METRIC_CARDS = "metric-cards"
+ALERT_BANNER = "alert-banner"
+ALERT_LIST = "alert-list"
+INVENTORY_TABLE = "inventory-table"
+RECENT_ORDERS = "recent-orders"
+ORDERS_CHART = "orders-chart"
+SYNC_OPERATIONS = "sync-operations"
+
+# Fragment → the change topics (realtime.services.TOPICS) that can alter what it shows.
+FRAGMENT_TOPICS: dict[str, frozenset[str]] = {
+    METRIC_CARDS: frozenset({"orders", "inventory", "alerts", "sync", "system"}),
+    ALERT_BANNER: frozenset({"alerts"}),
+    ALERT_LIST: frozenset({"alerts"}),
+    INVENTORY_TABLE: frozenset({"inventory"}),
+    RECENT_ORDERS: frozenset({"orders"}),
+    ORDERS_CHART: frozenset({"orders"}),
+    SYNC_OPERATIONS: frozenset({"sync"}),
+}
+FRAGMENT_NAMES: tuple[str, ...] = tuple(FRAGMENT_TOPICS)
+
+CHART_WIDTH, CHART_HEIGHT, CHART_HOURS = 480, 120, 24
+
+
+@dataclass(frozen=True)
+class DashboardFilters:
+    """What one dashboard view narrows down to: a warehouse for inventory, a status for orders."""
+
+    warehouse_id: int | None = None
+    status: str | None = None
+
+    @property
+    def is_default(self) -> bool:
+        return self.warehouse_id is None and self.status is None
+
+    def differs_for(self, name: str) -> bool:
+        """Tell whether ``name`` renders differently under these filters than under none."""
+        if name == INVENTORY_TABLE:
+            return self.warehouse_id is not None
+        if name == RECENT_ORDERS:
+            return self.status is not None
+        return False
+
+    def fragments_changed_from(self, other: "DashboardFilters") -> list[str]:
+        """Name the fragments that render differently under these filters than under ``other``."""
+        changed = []
+        if self.warehouse_id != other.warehouse_id:
+            changed.append(INVENTORY_TABLE)
+        if self.status != other.status:
+            changed.append(RECENT_ORDERS)
+        return changed
+
+    def as_query(self) -> dict[str, str]:
+        query = {}
+        if self.warehouse_id is not None:
+            query["warehouse"] = str(self.warehouse_id)
+        if self.status is not None:
+            query["status"] = self.status
+        return query
+
+
+DEFAULT_FILTERS = DashboardFilters()
+
+
+def filters_parse(*, creator_id: int, data: Mapping[str, object]) -> DashboardFilters:
+    """Read ``warehouse`` and ``status`` leniently: anything unknown or not the creator's means "all"."""
+    warehouse_id = None
+    raw_warehouse = str(data.get("warehouse") or "").strip()
+    if raw_warehouse.isdigit():
+        try:
+            warehouse_id = inventory_selectors.warehouse_get(creator_id=creator_id, warehouse_id=int(raw_warehouse)).pk
+        except Warehouse.DoesNotExist:
+            warehouse_id = None
+    try:
+        status = order_selectors.order_status_parse(str(data.get("status") or ""))
+    except ValueError:
+        status = None
+    return DashboardFilters(warehouse_id=warehouse_id, status=status)
+
+
+def fragments_for_topics(topics: Iterable[str]) -> list[str]:
+    """Name the fragments that changes under ``topics`` can alter, in page order."""
+    topics = set(topics)
+    return [name for name, fragment_topics in FRAGMENT_TOPICS.items() if fragment_topics & topics]
+
+
+# --- contexts ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ChartBar:
+    start: datetime
+    count: int
+    x: float
+    y: float
+    width: float
+    height: float
+
+
+@dataclass(frozen=True)
+class ChartTick:
+    x: float
+    label: str
+
+
+@dataclass
+class Chart:
+    bars: list[ChartBar] = field(default_factory=list)
+    ticks: list[ChartTick] = field(default_factory=list)
+    scale_max: int = 0
+    total: int = 0
+    peak: int = 0
+    width: int = CHART_WIDTH
+    height: int = CHART_HEIGHT
+
+
+def _scale_max(peak: int) -> int:
+    """Round the chart's top up to 1, 2 or 5 times a power of ten."""
+    if peak <= 4:
+        return 4
+    magnitude = 1
+    while True:
+        for step in (1, 2, 5):
+            if peak <= step * magnitude:
+                return step * magnitude
+        magnitude *= 10
+
+
+def orders_chart(*, creator_id: int, now: datetime) -> Chart:
+    """Lay out the orders-per-hour bars of the last 24 h for an SVG."""
+    hours = selectors.orders_per_hour(creator_id=creator_id, now=now, hours=CHART_HOURS)
+    peak = max((count for _, count in hours), default=0)
+    top = _scale_max(peak)
+    slot = CHART_WIDTH / CHART_HOURS
+    plot_height = CHART_HEIGHT - 16  # room for the hour labels under the bars
+    chart = Chart(scale_max=top, total=sum(count for _, count in hours), peak=peak)
+    current_tz = timezone.get_current_timezone()
+    for index, (start, count) in enumerate(hours):
+        height = round(plot_height * count / top, 1) if count else 0
+        chart.bars.append(
+            ChartBar(
+                start=start,
+                count=count,
+                x=round(index * slot + 2, 1),
+                y=round(plot_height - height, 1),
+                width=round(slot - 4, 1),
+                height=height,
+            )
+        )
+        if index % 6 == 0 or index == CHART_HOURS - 1:
+            chart.ticks.append(
+                ChartTick(x=round(index * slot + slot / 2, 1), label=start.astimezone(current_tz).strftime("%H:%M"))
+            )
+    return chart
+
+
+def _context_metric_cards(creator_id: int, filters: DashboardFilters, now: datetime) -> dict:
+    metrics = selectors.metrics_grouped(creator_id=creator_id, now=now)
+    last_sync = metrics["system"].get("last_sync")
+    return {"metrics": metrics, "last_sync_at": parse_datetime(last_sync) if isinstance(last_sync, str) else None}
+
+
+def _context_alert_banner(creator_id: int, filters: DashboardFilters, now: datetime) -> dict:
+    return {"urgent_alert_count": inventory_selectors.alerts_urgent_count(creator_id=creator_id)}
+
+
+def _context_alert_list(creator_id: int, filters: DashboardFilters, now: datetime) -> dict:
+    alerts = inventory_selectors.alerts_open(creator_id=creator_id)
+    count = len(alerts)
+    if count >= inventory_selectors.ALERTS_OPEN_LIMIT:
+        count = inventory_selectors.alerts_open_count(creator_id=creator_id)
+    return {"open_alerts": alerts, "open_alert_count": count}
+
+
+def _context_inventory_table(creator_id: int, filters: DashboardFilters, now: datetime) -> dict:
+    rows, count = inventory_selectors.inventory_rows(creator_id=creator_id, warehouse_id=filters.warehouse_id)
+    return {
+        "inventory_rows": rows,
+        "inventory_count": count,
+        "warehouses": inventory_selectors.warehouses_list(creator_id=creator_id),
+        "selected_warehouse": filters.warehouse_id,
+    }
+
+
+def _context_recent_orders(creator_id: int, filters: DashboardFilters, now: datetime) -> dict:
+    return {
+        "recent_orders": order_selectors.orders_recent(creator_id=creator_id, status=filters.status),
+        "order_statuses": OrderStatus.choices,
+        "selected_status": filters.status,
+    }
+
+
+def _context_orders_chart(creator_id: int, filters: DashboardFilters, now: datetime) -> dict:
+    return {"chart": orders_chart(creator_id=creator_id, now=now)}
+
+
+def _context_sync_operations(creator_id: int, filters: DashboardFilters, now: datetime) -> dict:
+    return {"sync_operations": order_selectors.sync_operations_recent(creator_id=creator_id)}
+
+
+_CONTEXTS = {
+    METRIC_CARDS: _context_metric_cards,
+    ALERT_BANNER: _context_alert_banner,
+    ALERT_LIST: _context_alert_list,
+    INVENTORY_TABLE: _context_inventory_table,
+    RECENT_ORDERS: _context_recent_orders,
+    ORDERS_CHART: _context_orders_chart,
+    SYNC_OPERATIONS: _context_sync_operations,
+}
+
+
+def dashboard_context(*, creator_id: int, filters: DashboardFilters = DEFAULT_FILTERS, names=FRAGMENT_NAMES) -> dict:
+    """Gather what the named fragments show (all of them: the whole page)."""
+    now = timezone.now()
+    context: dict[str, object] = {"filters": filters, "now": now}
+    for name in names:
+        context.update(_CONTEXTS[name](creator_id, filters, now))
+    return context
+
+
+# --- rendering ---------------------------------------------------------------------------------
+
+
+def fragments_render(
+    *, creator_id: int, names: Iterable[str] = FRAGMENT_NAMES, filters: DashboardFilters = DEFAULT_FILTERS
+) -> dict[str, str]:
+    """Render the named fragments for the creator, in the creator's time zone."""
+    names = [name for name in FRAGMENT_NAMES if name in set(names)]
+    with timezone.override(selectors.creator_tz(creator_id)):
+        context = dashboard_context(creator_id=creator_id, filters=filters, names=names)
+        return {name: render_to_string(f"{TEMPLATE}#{name}", context) for name in names}
