@@ -291,7 +291,8 @@ def stock_set_on_hand(
         reference = f"{reference} (reported {quantity}, {stock.reserved} reserved)".strip()
     if target != stock.on_hand:
         _save([stock], [_move(stock, on_hand=target - stock.on_hand, reason=Reason.SYNC, reference=reference)])
-        alerts_evaluate(product_ids=[product.pk])
+    # Evaluated even when unchanged: a first count of zero is a stockout worth knowing about.
+    alerts_evaluate(product_ids=[product.pk])
     return stock
 
 

@@ -148,11 +148,12 @@ def changes_mark(creator_id: int, *topics: str) -> None:
         changes_publish(creator_id=creator_id, topics=set(topics))
         return
     pending = _pending()
-    registered = any(callback == pending.flush for _, callback, _ in connection.run_on_commit)
-    if not registered:
-        # The transaction that registered the last flush committed or rolled back.
+    if not any(callback == pending.flush for _, callback, _ in connection.run_on_commit):
+        # Whatever is pending belongs to a transaction that rolled back.
         pending.topics.clear()
-        transaction.on_commit(pending.flush, robust=True)
+    # Registered on every mark, so a savepoint rolled back later cannot take the only flush
+    # with it; the first flush to run handles everything pending, the others find nothing.
+    transaction.on_commit(pending.flush, robust=True)
     pending.topics[creator_id].update(topics)
 
 

@@ -30,6 +30,12 @@ def _sync_changed(sender, instance: SyncOperation, **kwargs) -> None:
     services.changes_mark(instance.creator_id, services.SYNC)
 
 
+def _creator_saved(sender, instance, created: bool, **kwargs) -> None:
+    if created:
+        # A new creator starts with every metric at zero rather than missing.
+        services.changes_mark(instance.pk, *services.TOPICS)
+
+
 def _health_changed(sender, instance: SystemHealth, **kwargs) -> None:
     if instance.creator_id is not None:
         services.changes_mark(instance.creator_id, services.SYSTEM)
@@ -50,6 +56,7 @@ RECEIVERS = {
 
 
 def connect() -> None:
+    post_save.connect(_creator_saved, sender=get_user_model(), dispatch_uid="realtime.Creator.save")
     for model, receiver in RECEIVERS.items():
         post_save.connect(receiver, sender=model, dispatch_uid=f"realtime.{model.__name__}.save")
         post_delete.connect(receiver, sender=model, dispatch_uid=f"realtime.{model.__name__}.delete")
