@@ -264,3 +264,53 @@ def reservations_expire(*, now: datetime | None = None) -> int:
             _flag(order, Flag.RESERVATION_EXPIRED, True)
             order.save(update_fields=["flags", "updated_at"])
     return released
+
+
+@transaction.atomic
+def shop_connect(
+    *,
+    username: str,
+    shop_id: str,
+    app_key: str,
+    app_secret: str,
+    password: str | None = None,
+    timezone_name: str | None = None,
+    api_base_url: str | None = None,
+    access_token: str | None = None,
+) -> tuple[ShopConnection, bool]:
+    """Create or update a creator and their shop connection; return (shop, created)."""
+    from django.contrib.auth import get_user_model
+    from django.core.exceptions import ValidationError
+
+    from accounts.models import validate_timezone
+
+    for name, value in {"username": username, "shop_id": shop_id, "app_key": app_key, "app_secret": app_secret}.items():
+        if not value or not value.strip():
+            raise OrderError(f"{name} must not be empty.")
+    if timezone_name is not None:
+        try:
+            validate_timezone(timezone_name)
+        except ValidationError as error:
+            raise OrderError(error.messages[0]) from error
+    creator, _ = get_user_model().objects.get_or_create(username=username)
+    if password:
+        creator.set_password(password)
+    elif not creator.has_usable_password() and not creator.password:
+        creator.set_unusable_password()
+    if timezone_name is not None:
+        creator.timezone = timezone_name
+    creator.save()
+    shop = ShopConnection.objects.select_for_update().filter(shop_id=shop_id).first()
+    if shop is not None and shop.creator_id != creator.pk:
+        raise OrderError(f"Shop {shop_id} is already connected to another creator.")
+    fields = {"app_key": app_key, "app_secret": app_secret}
+    if api_base_url:
+        fields["api_base_url"] = api_base_url
+    if access_token is not None:
+        fields["access_token"] = access_token
+    if shop is None:
+        return ShopConnection.objects.create(creator=creator, shop_id=shop_id, **fields), True
+    for field, value in fields.items():
+        setattr(shop, field, value)
+    shop.save()
+    return shop, False
