@@ -23,7 +23,7 @@ import json
 import logging
 import math
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
@@ -555,11 +555,16 @@ class ReplayReport:
 
 
 def webhooks_replay(
-    *, event_ids: Iterable[int] | None = None, failed_only: bool = False, client: TikTokClient | None = None
+    *,
+    event_ids: Iterable[int] | None = None,
+    failed_only: bool = False,
+    client: TikTokClient | None = None,
+    progress: Callable[[int, int], None] | None = None,
 ) -> ReplayReport:
     """Process stored events again: the given ones, or every event not yet applied.
 
-    An event already processed (or ignored) is skipped, never applied twice.
+    An event already processed (or ignored) is skipped, never applied twice. ``progress`` is
+    called with (events done, events in all) after each event.
     """
     events = WebhookEvent.objects.select_related("shop").order_by("pk")
     if event_ids is not None:
@@ -567,15 +572,20 @@ def webhooks_replay(
     else:
         events = events.filter(status__in=[Status.FAILED] if failed_only else [Status.RECEIVED, Status.FAILED])
     report = ReplayReport()
-    for event in events.iterator():
+    # Ids first: each event is processed in its own transactions, so no cursor stays open across them.
+    ids = list(events.values_list("pk", flat=True))
+    for done, event_id in enumerate(ids, start=1):
+        event = WebhookEvent.objects.select_related("shop").get(pk=event_id)
         if event.status not in (Status.RECEIVED, Status.FAILED) or (failed_only and event.status != Status.FAILED):
             report.skipped.append(event.pk)
-            continue
-        event = webhook_process(event=event, shop=event.shop, client=client)
-        if event.status == Status.PROCESSED:
-            report.processed.append(event.pk)
-        elif event.status == Status.FAILED:
-            report.failed.append(event.pk)
         else:
-            report.skipped.append(event.pk)
+            event = webhook_process(event=event, shop=event.shop, client=client)
+            if event.status == Status.PROCESSED:
+                report.processed.append(event.pk)
+            elif event.status == Status.FAILED:
+                report.failed.append(event.pk)
+            else:
+                report.skipped.append(event.pk)
+        if progress:
+            progress(done, len(ids))
     return report
