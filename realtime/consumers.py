@@ -14,7 +14,7 @@ from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 
 from . import fragments
-from .broadcast import creator_group
+from .broadcast import FRAGMENTS_EVENT, creator_group
 from .frames import RENDER_HERE, FramePacer
 
 logger = logging.getLogger("creatorflow.realtime")
@@ -89,6 +89,19 @@ class DashboardConsumer(AsyncWebsocketConsumer):
         if changed:
             stamp, rendered = await database_sync_to_async(_render_stamped)(self.creator_id, changed, filters)
             await self.pacer.send_now(rendered, stamp=stamp)
+
+    async def dispatch(self, message):
+        """Hand broadcasts straight to their handler; everything else the Channels way.
+
+        Channels closes stale database connections before every handler, a hop through the
+        one thread that runs thread-sensitive code. Broadcast frames are rendered HTML and touch
+        no database here (renders for filtered views close their own connections), so under a
+        flash sale they skip that queue instead of waiting behind every other sync call.
+        """
+        if message.get("type") == FRAGMENTS_EVENT:
+            await self.dashboard_fragments(message)
+            return
+        await super().dispatch(message)
 
     async def dashboard_fragments(self, event):
         """Pass a broadcast's fragments on, rendering here the ones this connection filters."""

@@ -1,0 +1,105 @@
+"""Per-connection frame pacing: one frame per fragment per interval, latest wins, never stale."""
+
+import asyncio
+import time
+
+import pytest
+
+from realtime.frames import RENDER_HERE, FramePacer
+
+INTERVAL = 0.5
+DEADLINE_SECONDS = 10
+
+
+class Browser:
+    """Collect what a pacer sends, as a websocket would."""
+
+    def __init__(self):
+        self.frames: list[str] = []
+        self.renders = 0
+
+    async def send(self, html: str) -> None:
+        self.frames.append(html)
+
+    async def render(self, name: str) -> tuple[float, str]:
+        self.renders += 1
+        return time.time(), f"<div id='{name}'>rendered here {self.renders}</div>"
+
+    async def wait_for(self, count: int) -> None:
+        end = time.monotonic() + DEADLINE_SECONDS
+        while len(self.frames) < count:
+            if time.monotonic() > end:
+                pytest.fail(f"only {len(self.frames)} of {count} frames arrived")
+            await asyncio.sleep(0.01)
+
+
+@pytest.fixture
+def browser():
+    return Browser()
+
+
+@pytest.fixture
+def pacer(browser):
+    pacer = FramePacer(send=browser.send, render=browser.render, interval=INTERVAL)
+    yield pacer
+    pacer.close()
+
+
+async def test_first_frame_goes_out_at_once_and_a_burst_collapses_to_its_latest(pacer, browser):
+    for number in range(50):
+        await pacer.offer("inventory-table", f"state {number}", stamp=1000.0 + number)
+
+    assert browser.frames == ["state 0"]
+    await browser.wait_for(2)
+    assert browser.frames == ["state 0", "state 49"]
+    assert pacer.frames_dropped == 48
+
+
+async def test_fragments_are_paced_independently(pacer, browser):
+    await pacer.offer("inventory-table", "table 1", stamp=1.0)
+    await pacer.offer("metric-cards", "cards 1", stamp=1.0)
+    assert browser.frames == ["table 1", "cards 1"]
+
+
+async def test_a_state_older_than_one_sent_is_never_sent(pacer, browser):
+    await pacer.offer("metric-cards", "new", stamp=20.0)
+    await pacer.offer("metric-cards", "old", stamp=10.0)
+    await pacer.offer("metric-cards", "newer", stamp=30.0)
+    await pacer.offer("metric-cards", "older than pending", stamp=25.0)
+
+    await browser.wait_for(2)
+    assert browser.frames == ["new", "newer"]
+
+
+async def test_snapshot_supersedes_pending_states_it_is_newer_than(pacer, browser):
+    await pacer.offer("alert-list", "first", stamp=1.0)
+    await pacer.offer("alert-list", "pending", stamp=2.0)
+
+    await pacer.send_now({"alert-list": "snapshot"}, stamp=3.0)
+    await pacer.offer("alert-list", "stale broadcast", stamp=2.5)
+
+    assert browser.frames == ["first", "snapshot"]
+    assert await _nothing_more(browser, count=2)
+
+
+async def test_filtered_fragments_render_once_at_send_time(pacer, browser):
+    await pacer.offer("recent-orders", RENDER_HERE, stamp=time.time())
+    for _ in range(10):
+        await pacer.offer("recent-orders", RENDER_HERE, stamp=time.time())
+
+    await browser.wait_for(2)
+    assert browser.renders == 2
+    assert browser.frames[-1] == "<div id='recent-orders'>rendered here 2</div>"
+
+
+async def test_close_cancels_pending_frames(pacer, browser):
+    await pacer.offer("orders-chart", "sent", stamp=1.0)
+    await pacer.offer("orders-chart", "pending", stamp=2.0)
+    pacer.close()
+    assert await _nothing_more(browser, count=1)
+
+
+async def _nothing_more(browser: Browser, *, count: int) -> bool:
+    """Wait past two intervals and tell whether the frame count stayed at ``count``."""
+    await asyncio.sleep(INTERVAL * 2)
+    return len(browser.frames) == count
