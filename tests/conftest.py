@@ -85,8 +85,3 @@ def make_product():
 @pytest.fixture
 def uses_postgres():
     return connection.vendor == "postgresql"
-
-
-@pytest.fixture(autouse=True)
-def _fast_password_hashing(settings):
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
