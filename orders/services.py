@@ -87,8 +87,16 @@ class OrderEvent:
 class Outcome(enum.StrEnum):
     CREATED = "created"
     UPDATED = "updated"
+    UNCHANGED = "unchanged"
     STALE = "stale"
     REGRESSION = "regression"
+
+
+# What an event can change on an existing order; when none of it moves, nothing is written.
+_EVENT_FIELDS = (
+    "status", "tiktok_updated_at", "total_amount", "currency", "flags", "paid_at", "shipped_at", "cancelled_at",
+    "completed_at",
+)
 
 
 def _validate(event: OrderEvent) -> None:
@@ -220,6 +228,7 @@ def order_apply_event(*, shop: ShopConnection, event: OrderEvent, now: datetime 
         if status != OrderStatus.CANCELLED and STATUS_RANK[status] < STATUS_RANK[current]:
             return order, Outcome.REGRESSION
         before = OrderFigures.of(order)
+        loaded = [getattr(order, field) for field in _EVENT_FIELDS]
         if event.lines and not order.items.exists():
             items = _items_create(order, event.lines)
         order.status = status
@@ -228,6 +237,8 @@ def order_apply_event(*, shop: ShopConnection, event: OrderEvent, now: datetime 
             order.total_amount = event.total_amount
         order.currency = event.currency or order.currency
     _stock_effects(order, items, at=event.updated_at, now=now, new=created)
+    if not created and items is None and loaded == [getattr(order, field) for field in _EVENT_FIELDS]:
+        return order, Outcome.UNCHANGED
     order.save()
     order_stats_apply(creator_id=order.creator_id, before=before, after=OrderFigures.of(order))
     return order, Outcome.CREATED if created else Outcome.UPDATED

@@ -204,3 +204,13 @@ def test_expired_order_reserves_again_when_paid(shop, lipstick):
     order, _ = order_apply_event(shop=shop, event=event(status="AWAITING_SHIPMENT", minutes=2))
     assert stock_of(lipstick) == (10, 3)
     assert order.flags == []
+
+
+def test_repeated_event_writes_nothing(shop, lipstick):
+    new_order(shop, (lipstick, 2))
+    order, _ = order_apply_event(shop=shop, event=event(status="AWAITING_SHIPMENT", minutes=5))
+    stamp = Order.objects.get().updated_at
+    again, outcome = order_apply_event(shop=shop, event=event(status="AWAITING_SHIPMENT", minutes=5))
+    assert outcome == Outcome.UNCHANGED
+    assert Order.objects.get().updated_at == stamp
+    assert stock_of(lipstick) == (10, 2)
