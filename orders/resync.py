@@ -1,0 +1,172 @@
+"""Pull a shop's products, stock and orders from the TikTok Shop API and reconcile them.
+
+Everything goes through the same services the webhooks use, so a resync after webhooks changes
+nothing, and a resync can run again at any time. Progress is kept on a SyncOperation, which the
+dashboard shows live (processed count and estimated completion).
+"""
+
+import logging
+import time
+from collections import defaultdict
+from collections.abc import Callable, Mapping
+from datetime import datetime
+
+from django.db import transaction
+from django.utils import timezone
+
+from inventory.services import StockError, product_upsert, stock_set_on_hand, warehouse_get_or_create
+
+from .models import ShopConnection, SyncOperation
+from .services import OrderError, order_apply_event
+from .tiktok import TikTokAuthError, TikTokClient, TikTokError, order_event_from_api
+
+logger = logging.getLogger("creatorflow.resync")
+PAGE_SIZE = 50
+Progress = Callable[[int, int], None]
+
+
+class ResyncError(Exception):
+    """The resync stopped; the SyncOperation says why."""
+
+
+def _product_fields(product: Mapping) -> tuple[str, dict, dict[str, int]]:
+    """Return (TikTok id, catalogue fields, on-hand units per TikTok warehouse id) of one product."""
+    product_id = product.get("id")
+    if not isinstance(product_id, str) or not product_id:
+        raise OrderError("TikTok product has no id.")
+    skus = [sku for sku in product.get("skus") or [] if isinstance(sku, Mapping)]
+    units: dict[str, int] = defaultdict(int)
+    for sku in skus:
+        for row in sku.get("inventory") or []:
+            quantity = row.get("quantity") if isinstance(row, Mapping) else None
+            if isinstance(quantity, bool) or not isinstance(quantity, int) or quantity < 0:
+                raise OrderError(f"TikTok product {product_id}: inventory quantity must be a whole number ≥ 0.")
+            units[str(row.get("warehouse_id") or "")] += quantity
+    fields = {"name": str(product.get("title") or "")[:255] or None}
+    if skus and skus[0].get("seller_sku"):
+        fields["sku"] = str(skus[0]["seller_sku"])[:100]
+    return product_id, fields, dict(units)
+
+
+class _Run:
+    """One resync's bookkeeping on its SyncOperation."""
+
+    def __init__(self, operation: SyncOperation, progress: Progress | None):
+        self.operation, self.progress = operation, progress
+        self.started = timezone.now()
+
+    def save(self, *fields: str) -> None:
+        self.operation.save(update_fields=[*fields, "updated_at"])
+
+    def counted(self, total: int | None) -> None:
+        if total is not None:
+            self.operation.entity_count = (self.operation.entity_count or 0) + total
+            self.save("entity_count")
+
+    def done(self, processed: int, errors: list[str]) -> None:
+        operation = self.operation
+        operation.processed_count += processed
+        operation.error_count += len(errors)
+        if errors:
+            operation.last_error = errors[-1][:2000]
+        operation.status = SyncOperation.Status.RUNNING
+        if operation.entity_count and operation.processed_count:
+            elapsed = timezone.now() - self.started
+            remaining = max(operation.entity_count - operation.processed_count, 0)
+            operation.estimated_completion = timezone.now() + elapsed * (remaining / operation.processed_count)
+        self.save("processed_count", "error_count", "last_error", "status", "estimated_completion")
+        if self.progress:
+            self.progress(operation.processed_count, operation.entity_count or operation.processed_count)
+
+    def retrying(self, seconds: float) -> None:
+        self.operation.status = SyncOperation.Status.RETRYING
+        self.operation.last_error = f"TikTok busy or failing; retrying in {seconds:.1f}s."
+        self.save("status", "last_error")
+
+
+def _pages(search, run: _Run, since: datetime | None):
+    token, first = "", True
+    while True:
+        page = search(page_token=token, page_size=PAGE_SIZE, since=since)
+        if first:
+            run.counted(page.total_count)
+            first = False
+        yield page.items
+        if not page.next_page_token or page.next_page_token == token:
+            return
+        token = page.next_page_token
+
+
+def _apply_product(shop: ShopConnection, product: Mapping) -> None:
+    product_id, fields, units = _product_fields(product)
+    with transaction.atomic():
+        item, _ = product_upsert(creator_id=shop.creator_id, external_id=product_id, **fields)
+        for warehouse_id, quantity in units.items():
+            warehouse = warehouse_get_or_create(creator_id=shop.creator_id, external_id=warehouse_id) if warehouse_id else None
+            stock_set_on_hand(product=item, quantity=quantity, warehouse=warehouse, reference="tiktok resync")
+
+
+def tiktok_resync(
+    *,
+    shop: ShopConnection,
+    since: datetime | None = None,
+    client: TikTokClient | None = None,
+    progress: Progress | None = None,
+) -> SyncOperation:
+    """Reconcile the shop's products, stock and orders with TikTok; return the SyncOperation.
+
+    Raises ResyncError when TikTok refuses the credentials or stays unavailable; the operation
+    is then marked failed with the reason.
+    """
+    operation = SyncOperation.objects.create(
+        creator_id=shop.creator_id,
+        shop=shop,
+        type=SyncOperation.Type.RESYNC,
+        source="tiktok",
+        target="products+orders",
+        status=SyncOperation.Status.RUNNING,
+        started_at=timezone.now(),
+    )
+    run = _Run(operation, progress)
+
+    def backoff_sleep(seconds: float) -> None:
+        run.retrying(seconds)
+        time.sleep(seconds)
+
+    client = client or TikTokClient.for_shop(shop, sleep=backoff_sleep)
+    try:
+        for items in _pages(client.products_search, run, since):
+            errors = []
+            for product in items:
+                try:
+                    _apply_product(shop, product)
+                except (OrderError, StockError) as error:
+                    errors.append(f"product {product.get('id')!r}: {error}")
+            run.done(len(items) - len(errors), errors)
+        for items in _pages(client.orders_search, run, since):
+            errors = []
+            for order in items:
+                try:
+                    order_apply_event(shop=shop, event=order_event_from_api(order))
+                except (OrderError, StockError) as error:
+                    errors.append(f"order {order.get('id')!r}: {error}")
+            run.done(len(items) - len(errors), errors)
+    except TikTokError as error:
+        operation.status = SyncOperation.Status.FAILED
+        operation.last_error = str(error)[:2000]
+        operation.completed_at = timezone.now()
+        run.save("status", "last_error", "completed_at")
+        logger.warning("resync shop=%s outcome=failed error=%s", shop.shop_id, error)
+        kind = "credentials" if isinstance(error, TikTokAuthError) else "availability"
+        raise ResyncError(f"Resync of shop {shop.shop_id} failed ({kind}): {error}") from error
+    operation.status = SyncOperation.Status.COMPLETED
+    operation.completed_at = timezone.now()
+    operation.estimated_completion = None
+    run.save("status", "completed_at", "estimated_completion")
+    logger.info(
+        "resync shop=%s outcome=completed processed=%d errors=%d",
+        shop.shop_id,
+        operation.processed_count,
+        operation.error_count,
+    )
+    return operation
