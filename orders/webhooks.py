@@ -23,13 +23,14 @@ import json
 import logging
 import math
 import time
+from contextlib import nullcontext
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 
 from django.conf import settings
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.db.models import F
 from django.utils import timezone
 
@@ -263,8 +264,12 @@ def _order_notice(data: Mapping) -> OrderNotice:
 def webhook_parse(*, body: bytes) -> dict:
     """Decode a delivery's JSON object and check its envelope names a shop; raise WebhookPayloadError."""
     try:
-        document = json.loads(body)
-    except (ValueError, UnicodeDecodeError) as error:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError:
+        raise _fail("Body is not UTF-8 text.")
+    try:
+        document = json.loads(text)
+    except ValueError as error:
         raise _fail(f"Body is not valid JSON: {error}.")
     document = _object(document, "The body")
     _text(document, "shop_id", where="body")
@@ -335,16 +340,19 @@ def webhook_receive(*, body: bytes, signature: str | None) -> Receipt:
         rejection.shop = shop
         raise
     ignored = delivery.payload is None
+    event = WebhookEvent(
+        shop=shop,
+        delivery_key=delivery.delivery_key,
+        event_type=delivery.event_type,
+        body=body.decode(),
+        status=Status.IGNORED if ignored else Status.RECEIVED,
+        processed_at=timezone.now() if ignored else None,
+    )
     try:
-        with transaction.atomic():
-            event = WebhookEvent.objects.create(
-                shop=shop,
-                delivery_key=delivery.delivery_key,
-                event_type=delivery.event_type,
-                body=body.decode(),
-                status=Status.IGNORED if ignored else Status.RECEIVED,
-                processed_at=timezone.now() if ignored else None,
-            )
+        # One INSERT, committed on its own: the delivery is durable before any processing.
+        # Inside a caller's transaction a savepoint keeps a duplicate from breaking it.
+        with transaction.atomic() if connection.in_atomic_block else nullcontext():
+            event.save(force_insert=True)
     except IntegrityError:
         existing = WebhookEvent.objects.filter(delivery_key=delivery.delivery_key).first()
         if existing is None:

@@ -94,6 +94,7 @@ def test_webhook_refuses_methods_other_than_post(client):
     ("body", "named"),
     [
         (b"{not json", "not valid JSON"),
+        ('{"shop_id": "shop-1"}'.encode("utf-16"), "not UTF-8"),
         (b"[1, 2]", "JSON object"),
         (b'{"type": "ORDER_STATUS_CHANGE"}', "shop_id"),
         (b'{"type": "ORDER_STATUS_CHANGE", "shop_id": 42}', "shop_id"),
