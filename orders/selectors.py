@@ -7,7 +7,7 @@ from django.db.models import Case, IntegerField, Prefetch, Value, When
 
 from .models import Order, OrderItem, OrderStatus, SyncOperation
 
-RECENT_ORDERS_LIMIT = 20
+RECENT_ORDERS_LIMIT = 15
 SYNC_OPERATIONS_LIMIT = 6
 ACTIVE_SYNC_STATUSES = (SyncOperation.Status.PENDING, SyncOperation.Status.RUNNING, SyncOperation.Status.RETRYING)
 

@@ -5,6 +5,7 @@ creator's group; every connected dashboard (in any server process sharing the ch
 then paces it out to its browser (``realtime.frames``).
 """
 
+import asyncio
 import logging
 import time
 
@@ -16,6 +17,16 @@ from . import fragments
 logger = logging.getLogger("creatorflow.realtime")
 
 FRAGMENTS_EVENT = "dashboard.fragments"
+SEND_TIMEOUT_SECONDS = 5.0
+
+# The event loop serving this process's websockets, once one has connected.
+_server_loop: asyncio.AbstractEventLoop | None = None
+
+
+def server_loop_register() -> None:
+    """Remember the running event loop of this server process; called by the dashboard consumer."""
+    global _server_loop  # noqa: PLW0603 - one loop per process, set from inside it
+    _server_loop = asyncio.get_running_loop()
 
 
 def creator_group(creator_id: int) -> str:
@@ -36,13 +47,7 @@ def dashboard_push(*, creator_id: int, topics: set[str]) -> None:
         # Taken before rendering, so a later render of a later commit always carries a later stamp.
         stamp = time.time()
         rendered = fragments.fragments_render(creator_id=creator_id, names=names)
-        layer = get_channel_layer()
-        if layer is None:
-            return
-        async_to_sync(layer.group_send)(
-            creator_group(creator_id),
-            {"type": FRAGMENTS_EVENT, "stamp": stamp, "fragments": rendered},
-        )
+        _group_send(creator_group(creator_id), {"type": FRAGMENTS_EVENT, "stamp": stamp, "fragments": rendered})
     except Exception as error:  # noqa: BLE001 - a failed push must not fail the committed change
         logger.error(
             "dashboard push to creator %s failed (%s: %s)",
@@ -51,6 +56,31 @@ def dashboard_push(*, creator_id: int, topics: set[str]) -> None:
             _first_line(error),
             exc_info=logger.isEnabledFor(logging.DEBUG),
         )
+
+
+def _group_send(group: str, message: dict) -> None:
+    """Send on the server's event loop when there is one.
+
+    Views run in threads that asgiref links to the server loop, but a plain thread (the
+    reservation expiry timer) would get a fresh loop from ``async_to_sync``: the in-memory
+    layer's queues belong to the server loop and would not wake its consumers, and Redis
+    connections would be opened per call.
+    """
+    layer = get_channel_layer()
+    if layer is None:
+        return
+    loop = _server_loop
+    if loop is not None and loop.is_running() and not _runs_in(loop):
+        asyncio.run_coroutine_threadsafe(layer.group_send(group, message), loop).result(timeout=SEND_TIMEOUT_SECONDS)
+    else:
+        async_to_sync(layer.group_send)(group, message)
+
+
+def _runs_in(loop: asyncio.AbstractEventLoop) -> bool:
+    try:
+        return asyncio.get_running_loop() is loop
+    except RuntimeError:
+        return False
 
 
 def _first_line(error: Exception) -> str:

@@ -14,7 +14,7 @@ from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 
 from . import fragments
-from .broadcast import FRAGMENTS_EVENT, creator_group
+from .broadcast import FRAGMENTS_EVENT, creator_group, server_loop_register
 from .frames import RENDER_HERE, FramePacer
 
 logger = logging.getLogger("creatorflow.realtime")
@@ -51,6 +51,7 @@ class DashboardConsumer(AsyncWebsocketConsumer):
             await self.close(code=CLOSE_UNAUTHENTICATED)
             return
         self.creator_id = user.pk
+        server_loop_register()
         self.filters = await database_sync_to_async(_filters_from_query)(
             self.creator_id, self.scope.get("query_string", b"")
         )

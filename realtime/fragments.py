@@ -124,6 +124,7 @@ class ChartBar:
 class ChartTick:
     x: float
     label: str
+    anchor: str = "middle"
 
 
 @dataclass
@@ -170,10 +171,13 @@ def orders_chart(*, creator_id: int, now: datetime) -> Chart:
                 height=height,
             )
         )
-        if index % 6 == 0 or index == CHART_HOURS - 1:
-            chart.ticks.append(
-                ChartTick(x=round(index * slot + slot / 2, 1), label=start.astimezone(current_tz).strftime("%H:%M"))
-            )
+        label = start.astimezone(current_tz).strftime("%H:%M")
+        if index == 0:
+            chart.ticks.append(ChartTick(x=2, label=label, anchor="start"))
+        elif index == CHART_HOURS - 1:
+            chart.ticks.append(ChartTick(x=CHART_WIDTH - 2, label="now", anchor="end"))
+        elif index % 6 == 0:
+            chart.ticks.append(ChartTick(x=round(index * slot + slot / 2, 1), label=label))
     return chart
 
 

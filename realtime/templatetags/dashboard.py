@@ -1,6 +1,10 @@
 """Small presentation filters for the dashboard's fragments."""
 
+from datetime import datetime
+
 from django import template
+from django.utils import timezone
+from django.utils.timesince import timesince
 
 from orders.models import Order, OrderStatus
 
@@ -65,3 +69,21 @@ def hours_label(hours) -> str:
         return f"{hours} h"
     days, rest = divmod(hours, 24)
     return f"{days} d {rest} h" if rest else f"{days} d"
+
+
+_SYNC_STATUS_LABELS = {"synced": "Sync up to date", "syncing": "Syncing now", "error": "Sync failed"}
+
+
+@register.filter
+def sync_status_label(status: str) -> str:
+    return _SYNC_STATUS_LABELS.get(status, f"Sync {status}")
+
+
+@register.filter
+def ago(moment: datetime | None) -> str:
+    """Say how long ago ``moment`` was, "just now" under a minute."""
+    if moment is None:
+        return ""
+    if (timezone.now() - moment).total_seconds() < 60:
+        return "just now"
+    return f"{timesince(moment, depth=1)} ago"
