@@ -188,7 +188,8 @@ def _moment(data: Mapping, key: str, *, where: str, required: bool = True) -> da
         if required:
             raise _fail(f"Missing field {where}.{key}.")
         return None
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+    # math.isfinite only for floats: it overflows on a JSON integer with hundreds of digits.
+    if isinstance(value, bool) or not isinstance(value, int | float) or (isinstance(value, float) and not math.isfinite(value)):
         raise _fail(f"Field {where}.{key} must be Unix seconds (a number), got {_kind(value)}.")
     if not TIMESTAMP_RANGE[0] <= value < TIMESTAMP_RANGE[1]:
         raise _fail(f"Field {where}.{key} must be Unix seconds, got {value!r}.")
@@ -271,6 +272,9 @@ def webhook_parse(*, body: bytes) -> dict:
         document = json.loads(text)
     except ValueError as error:
         raise _fail(f"Body is not valid JSON: {error}.")
+    except RecursionError:
+        # Python's JSON parser recurses per nesting level; a hostile body must be a 400, not a 500.
+        raise _fail("Body is not valid JSON: nested too deeply.")
     document = _object(document, "The body")
     _text(document, "shop_id", where="body")
     return document
