@@ -151,6 +151,9 @@ def _text(data: Mapping, key: str, *, where: str = "data", required: bool = True
         raise _fail(f"Field {where}.{key} must be a non-empty string, got {_kind(value)}.")
     if len(value) > limit:
         raise _fail(f"Field {where}.{key} is longer than {limit} characters.")
+    if "\x00" in value:
+        # PostgreSQL text cannot hold NUL: refuse it here rather than fail in the query.
+        raise _fail(f"Field {where}.{key} must not contain NUL characters.")
     return value
 
 
@@ -297,7 +300,7 @@ def delivery_parse(*, document: Mapping, body: bytes, shop: ShopConnection) -> D
             return Delivery(shop.shop_id, event_type, key)
         _moment(document, "timestamp", where="body")
         return Delivery(shop.shop_id, event_type, key, _order_notice(_object(document.get("data"), "body.data")))
-    event_type = kind.strip()[:TEXT_MAX]
+    event_type = kind.strip().replace("\x00", "\ufffd")[:TEXT_MAX]  # stored as text; PostgreSQL refuses NUL
     if event_type not in (ORDER_STATUS_CHANGE, INVENTORY_UPDATE):
         return Delivery(shop.shop_id, event_type or "(empty)", body_key)
     timestamp = _moment(document, "timestamp", where="body")
@@ -535,13 +538,16 @@ def webhook_handle(*, body: bytes, signature: str | None) -> WebhookResult:
             outcome = f"rejected_{rejection.status}"
             return WebhookResult(rejection.status, {"error": rejection.code, "detail": rejection.message})
         event, shop_id, event_type = receipt.event, receipt.shop.shop_id, receipt.event.event_type
-        if receipt.duplicate:
+        if receipt.duplicate and event.status != Status.RECEIVED:
             outcome = "duplicate"
         elif event.status == Status.IGNORED:
             outcome = "ignored"
         else:
+            # A duplicate still "received" was stored by an attempt that never got to apply it (the
+            # database went away, the process died) and was not acknowledged: this retry applies it.
+            # Processing claims the event, so one racing the first attempt changes nothing.
             event = webhook_process(event=event, shop=receipt.shop)
-            outcome = event.status
+            outcome = "duplicate" if receipt.duplicate and event.status != Status.FAILED else event.status
         answer = {"status": outcome, "event_id": event.pk}
         if outcome == Status.FAILED:
             answer["detail"] = "Stored; processing failed and can be replayed."
