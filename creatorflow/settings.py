@@ -122,7 +122,9 @@ if REDIS_URL:
         "default": {
             "BACKEND": "channels_redis.core.RedisChannelLayer",
             "CONFIG": {
-                "hosts": [REDIS_URL],
+                # redis-py's asyncio pool refuses work past max_connections (100 by default)
+                # instead of waiting: a thousand dashboards reconnecting at once would fail.
+                "hosts": [{"address": REDIS_URL, "max_connections": int(os.environ.get("REDIS_MAX_CONNECTIONS", "2000"))}],
                 "prefix": os.environ.get("CHANNEL_LAYER_PREFIX", "creatorflow"),
                 "capacity": 1000,
                 "expiry": 30,

@@ -143,7 +143,10 @@ async def test_a_creator_never_receives_another_creators_frames(creator, make_cr
         await bob_socket.disconnect()
 
 
-async def test_a_burst_of_changes_is_paced_and_ends_on_the_current_state(creator, make_product):
+async def test_a_burst_of_changes_is_paced_and_ends_on_the_current_state(creator, make_product, settings):
+    # A longer interval than production's 100 ms keeps "far fewer frames" true however slowly a
+    # busy machine commits the burst; the pacing rule checked below is the same at any interval.
+    settings.CREATORFLOW = {**settings.CREATORFLOW, "PUSH_INTERVAL_SECONDS": 0.5}
     product = await database_sync_to_async(make_product)(creator, stock=1, reorder_point=0)
     communicator, _ = await websocket_open(creator)
     try:
