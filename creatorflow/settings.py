@@ -167,12 +167,17 @@ X_FRAME_OPTIONS = "DENY"
 
 # Webhook bodies are read raw; TikTok's deliveries are far smaller than this.
 WEBHOOK_MAX_BODY_BYTES = 1024 * 1024
+# Deliveries one server process applies at once (see orders.webhooks._processing_slot).
+WEBHOOK_PROCESSING_CONCURRENCY = int(os.environ.get("WEBHOOK_PROCESSING_CONCURRENCY", "1"))
 DATA_UPLOAD_MAX_MEMORY_SIZE = WEBHOOK_MAX_BODY_BYTES + 1024
 
 CREATORFLOW = {
     "RESERVATION_TTL_HOURS": 24,
     "EXPIRE_IN_PROCESS": _env_bool("CREATORFLOW_EXPIRE_IN_PROCESS", not DATABASE_URL),
     "PUSH_INTERVAL_SECONDS": float(os.environ.get("CREATORFLOW_PUSH_INTERVAL", "0.1")),
+    # 0: metrics and pushes once per transaction, right after commit. Above 0 (production under
+    # flash-sale load): at most once per creator per that many seconds, from a background thread.
+    "PUBLISH_COALESCE_SECONDS": float(os.environ.get("CREATORFLOW_PUBLISH_COALESCE", "0")),
 }
 
 LOG_LEVEL = os.environ.get("LOG_LEVEL", "INFO")

@@ -22,6 +22,7 @@ import hmac
 import json
 import logging
 import math
+import threading
 import time
 from contextlib import nullcontext
 from collections.abc import Callable, Iterable, Mapping
@@ -517,6 +518,24 @@ def _database_down(error: Exception) -> bool:
 
 # --- the whole delivery, as the view needs it ------------------------------------------------
 
+_slots: tuple[int, threading.BoundedSemaphore] | None = None
+
+
+def _processing_slot() -> threading.BoundedSemaphore:
+    """Bound how many deliveries one server process applies at the same time.
+
+    Under ASGI every request runs its sync code on a thread of its own. A flash sale's orders
+    all lock the same few stock rows, and a transaction holding them must not wait for the GIL
+    behind dozens of others: deliveries queue here, before their transaction opens, instead.
+    Storing to the inbox is not bounded, so a delivery is durable as soon as it arrives.
+    """
+    global _slots  # noqa: PLW0603 - one bound per process, rebuilt when the setting changes
+    size = max(1, settings.WEBHOOK_PROCESSING_CONCURRENCY)
+    if _slots is None or _slots[0] != size:
+        _slots = (size, threading.BoundedSemaphore(size))
+    return _slots[1]
+
+
 
 @dataclass(frozen=True)
 class WebhookResult:
@@ -529,7 +548,7 @@ class WebhookResult:
 def webhook_handle(*, body: bytes, signature: str | None) -> WebhookResult:
     """Receive and process one delivery; log one line for it (never the secret or signature)."""
     started = time.perf_counter()
-    shop_id, event_type, outcome = "-", "-", "error"
+    shop_id, event_type, outcome, queued = "-", "-", "error", 0.0
     try:
         try:
             receipt = webhook_receive(body=body, signature=signature)
@@ -546,7 +565,10 @@ def webhook_handle(*, body: bytes, signature: str | None) -> WebhookResult:
             # A duplicate still "received" was stored by an attempt that never got to apply it (the
             # database went away, the process died) and was not acknowledged: this retry applies it.
             # Processing claims the event, so one racing the first attempt changes nothing.
-            event = webhook_process(event=event, shop=receipt.shop)
+            waited = time.perf_counter()
+            with _processing_slot():
+                queued = time.perf_counter() - waited
+                event = webhook_process(event=event, shop=receipt.shop)
             outcome = "duplicate" if receipt.duplicate and event.status != Status.FAILED else event.status
         answer = {"status": outcome, "event_id": event.pk}
         if outcome == Status.FAILED:
@@ -554,11 +576,12 @@ def webhook_handle(*, body: bytes, signature: str | None) -> WebhookResult:
         return WebhookResult(200, answer)
     finally:
         logger.info(
-            "webhook shop=%s type=%s outcome=%s ms=%.1f",
+            "webhook shop=%s type=%s outcome=%s ms=%.1f queued_ms=%.1f",
             shop_id,
             event_type,
             outcome,
             (time.perf_counter() - started) * 1000,
+            queued * 1000,
         )
 
 

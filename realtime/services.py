@@ -7,11 +7,14 @@ of the creator's order history) and the changed fragments are pushed to the crea
 """
 
 import logging
+import threading
+import time
 from collections import defaultdict
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 
+from django.conf import settings
 from django.db import connection, transaction
 from django.utils import timezone
 
@@ -132,7 +135,71 @@ class _Pending:
     def flush(self) -> None:
         topics, self.topics = self.topics, defaultdict(set)
         for creator_id, creator_topics in topics.items():
-            changes_publish(creator_id=creator_id, topics=creator_topics)
+            _publish(creator_id=creator_id, topics=creator_topics)
+
+
+class _Coalescer:
+    """Publish each creator's changes at most once per ``interval``, from one background thread.
+
+    A flash sale commits hundreds of orders a second for one creator; recomputing metrics and
+    rendering fragments for each would cost more than the orders themselves. Topics gathered
+    during the interval are merged and published once, from the state current by then (latest
+    state wins); the first change after a quiet spell is published at once.
+    """
+
+    def __init__(self, interval: float) -> None:
+        self.interval = interval
+        self.condition = threading.Condition()
+        self.pending: dict[int, set[str]] = defaultdict(set)
+        self.last: dict[int, float] = {}
+        self.thread: threading.Thread | None = None
+        self.publishes = 0  # how many publishes ran (for tests and diagnostics)
+
+    def add(self, creator_id: int, topics: set[str]) -> None:
+        with self.condition:
+            self.pending[creator_id].update(topics)
+            if self.thread is None or not self.thread.is_alive():
+                self.thread = threading.Thread(target=self._run, name="creatorflow-publish", daemon=True)
+                self.thread.start()
+            self.condition.notify()
+
+    def _due(self) -> dict[int, set[str]]:
+        with self.condition:
+            while True:
+                now = time.monotonic()
+                due = [c for c in self.pending if now - self.last.get(c, float("-inf")) >= self.interval]
+                if due:
+                    for creator_id in due:
+                        self.last[creator_id] = now
+                    return {creator_id: self.pending.pop(creator_id) for creator_id in due}
+                waits = [self.last[c] + self.interval - now for c in self.pending]
+                self.condition.wait(timeout=min(waits) if waits else None)
+
+    def _run(self) -> None:
+        while True:
+            for creator_id, topics in self._due().items():
+                try:
+                    changes_publish(creator_id=creator_id, topics=topics)
+                    self.publishes += 1
+                except Exception as error:  # noqa: BLE001 - the changes are committed; the next publish corrects
+                    logger.error("coalesced publish for creator %s failed (%s)", creator_id, type(error).__name__)
+                finally:
+                    connection.close()  # back to the pool between bursts
+
+
+_coalescer: _Coalescer | None = None
+
+
+def _publish(*, creator_id: int, topics: set[str]) -> None:
+    """Publish now, or through the coalescer when ``PUBLISH_COALESCE_SECONDS`` is set."""
+    global _coalescer  # noqa: PLW0603 - one coalescer per process
+    interval = settings.CREATORFLOW.get("PUBLISH_COALESCE_SECONDS") or 0
+    if interval <= 0:
+        changes_publish(creator_id=creator_id, topics=topics)
+        return
+    if _coalescer is None or _coalescer.interval != interval:
+        _coalescer = _Coalescer(interval)
+    _coalescer.add(creator_id, set(topics))
 
 
 def _pending() -> _Pending:
@@ -145,7 +212,7 @@ def _pending() -> _Pending:
 def changes_mark(creator_id: int, *topics: str) -> None:
     """Note that the creator's ``topics`` changed; handled once per transaction, after commit."""
     if not connection.in_atomic_block:
-        changes_publish(creator_id=creator_id, topics=set(topics))
+        _publish(creator_id=creator_id, topics=set(topics))
         return
     pending = _pending()
     if not any(callback == pending.flush for _, callback, _ in connection.run_on_commit):

@@ -503,7 +503,8 @@ def _post_all(bodies_and_signatures, *, threads: int):
 
 @pytest.mark.postgres
 @pytest.mark.django_db(transaction=True)
-def test_simultaneous_duplicate_deliveries_have_exactly_one_effect(shop, make_product):
+def test_simultaneous_duplicate_deliveries_have_exactly_one_effect(shop, make_product, settings):
+    settings.WEBHOOK_PROCESSING_CONCURRENCY = 8  # let the deliveries race in this one process
     product = make_product(shop.creator, stock=50, external_id="P-1")
     body = order_body(shop, order_id="SIM-1", items=[("P-1", 5)])
 
@@ -519,7 +520,8 @@ def test_simultaneous_duplicate_deliveries_have_exactly_one_effect(shop, make_pr
 
 @pytest.mark.postgres
 @pytest.mark.django_db(transaction=True)
-def test_concurrent_orders_on_one_sku_never_oversell(shop, make_product):
+def test_concurrent_orders_on_one_sku_never_oversell(shop, make_product, settings):
+    settings.WEBHOOK_PROCESSING_CONCURRENCY = 8
     product = make_product(shop.creator, stock=10, external_id="HOT")
     bodies = [order_body(shop, order_id=f"HOT-{n}", items=[("HOT", 1)]) for n in range(24)]
 
@@ -561,3 +563,27 @@ def test_replay_racing_the_live_delivery_applies_the_event_once(shop, make_produ
     assert _stock(product).reserved == 2
     assert StockMovement.objects.filter(reason="reserve").count() == 1
     assert SyncOperation.objects.get(shop=shop).processed_count == 1
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_flash_sale_burst_publishes_coalesced_and_ends_on_current_metrics(shop, make_product, post_webhook, settings):
+    from realtime import services as realtime_services
+    from realtime.models import DashboardMetric
+
+    settings.CREATORFLOW = {**settings.CREATORFLOW, "PUBLISH_COALESCE_SECONDS": 0.5}
+    make_product(shop.creator, stock=100, external_id="P-1")
+    realtime_services._coalescer = None
+
+    for number in range(15):
+        assert post_webhook(shop, order_body(shop, order_id=f"F{number}", items=[("P-1", 1)])).status_code == 200
+
+    def total_orders():
+        metric = DashboardMetric.objects.filter(creator=shop.creator, metric_type="orders", metric_key="total_count")
+        return metric.values_list("value", flat=True).first()
+
+    deadline = time.monotonic() + 10
+    while total_orders() != 15 and time.monotonic() < deadline:
+        time.sleep(0.05)  # polling the database for the background publish, with a deadline
+    assert total_orders() == 15
+    assert 1 <= realtime_services._coalescer.publishes < 15
