@@ -565,6 +565,10 @@ def webhook_handle(*, body: bytes, signature: str | None) -> WebhookResult:
             # A duplicate still "received" was stored by an attempt that never got to apply it (the
             # database went away, the process died) and was not acknowledged: this retry applies it.
             # Processing claims the event, so one racing the first attempt changes nothing.
+            if not connection.in_atomic_block:
+                # Back to the pool while this delivery waits: a queue of waiting deliveries must
+                # not hold every pooled connection (the inbox row is committed already).
+                connection.close()
             waited = time.perf_counter()
             with _processing_slot():
                 queued = time.perf_counter() - waited
