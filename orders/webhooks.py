@@ -31,7 +31,7 @@ from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 
 from django.conf import settings
-from django.db import IntegrityError, connection, transaction
+from django.db import IntegrityError, InterfaceError, OperationalError, connection, transaction
 from django.db.models import F
 from django.utils import timezone
 
@@ -443,14 +443,13 @@ def _stream_update(*, shop: ShopConnection, now: datetime, error: str = "") -> N
     realtime_services.changes_mark(shop.creator_id, realtime_services.SYNC)
 
 
-def _apply(*, event: WebhookEvent, shop: ShopConnection, payload, now: datetime) -> str:
+def _apply(*, event: WebhookEvent, shop: ShopConnection, payload, now: datetime) -> None:
     if isinstance(payload, OrderEvent):
-        order, outcome = order_apply_event(shop=shop, event=payload, now=now)
-        return f"order {order.external_id} {outcome}"
-    if isinstance(payload, InventoryUpdate):
+        order_apply_event(shop=shop, event=payload, now=now)
+    elif isinstance(payload, InventoryUpdate):
         _inventory_apply(shop=shop, update=payload, reference=f"webhook {event.pk}")
-        return f"stock of {payload.product_id} set to {payload.quantity}"
-    raise OrderError(f"Nothing to apply for event type {event.event_type}.")
+    else:
+        raise OrderError(f"Nothing to apply for event type {event.event_type}.")
 
 
 def _failure_record(*, event: WebhookEvent, shop: ShopConnection, error: Exception, now: datetime) -> str:
@@ -511,9 +510,7 @@ def webhook_process(
 
 
 def _database_down(error: Exception) -> bool:
-    from django.db import InterfaceError, OperationalError  # noqa: PLC0415
-
-    return isinstance(error, OperationalError | InterfaceError) and not isinstance(error, IntegrityError)
+    return isinstance(error, OperationalError | InterfaceError)
 
 
 # --- the whole delivery, as the view needs it ------------------------------------------------
