@@ -4,6 +4,7 @@ Frames are raw HTML whose root elements carry ``id`` and ``hx-swap-oob``: the ht
 extension swaps them in place. Rendering and the rules live in ``realtime.fragments``.
 """
 
+import asyncio
 import json
 import logging
 import time
@@ -37,11 +38,60 @@ def _filters_update(creator_id: int, current: fragments.DashboardFilters, messag
     return fragments.filters_parse(creator_id=creator_id, data=data)
 
 
+class _Flight:
+    """One snapshot render, shareable until it starts reading the database."""
+
+    def __init__(self, creator_id: int, filters) -> None:
+        self.started_at: float | None = None
+        self.future = asyncio.ensure_future(
+            database_sync_to_async(self._render, thread_sensitive=False)(creator_id, filters)
+        )
+
+    def _render(self, creator_id: int, filters) -> tuple[float, dict[str, str]]:
+        self.started_at = time.time()
+        return _render_stamped(creator_id, fragments.FRAGMENT_NAMES, filters)
+
+    def covers(self, joined_at: float) -> bool:
+        """Tell whether a connection that joined its group at ``joined_at`` may use this render."""
+        return self.started_at is None or self.started_at >= joined_at
+
+
+class _SnapshotFlights:
+    """Share one snapshot render among the connections of a creator that arrive together.
+
+    A restarted server sees every tab reconnect within a second or two; rendering the same
+    snapshot once per tab would queue them all behind each other. A render is shared only with
+    connections that had joined the creator's group before it started reading, so none of them
+    can miss a change committed in between (the render shows it, or its broadcast reaches them).
+    Renders run in the worker pool rather than the one thread-sensitive thread, so a crowd of
+    snapshots does not hold up the session lookups of the handshakes behind them.
+    """
+
+    def __init__(self) -> None:
+        self._flights: dict[tuple, _Flight] = {}
+
+    async def render(self, creator_id: int, filters, *, joined_at: float) -> tuple[float, dict[str, str]]:
+        key = (creator_id, filters)
+        flight = self._flights.get(key)
+        if flight is None or not flight.covers(joined_at):
+            flight = self._flights[key] = _Flight(creator_id, filters)
+            flight.future.add_done_callback(lambda done, key=key, flight=flight: self._forget(key, flight))
+        return await asyncio.shield(flight.future)
+
+    def _forget(self, key: tuple, flight: _Flight) -> None:
+        if self._flights.get(key) is flight:
+            del self._flights[key]
+
+
+_snapshots = _SnapshotFlights()
+
+
 class DashboardConsumer(AsyncWebsocketConsumer):
     """One browser tab's live dashboard: its creator's group only."""
 
     creator_id: int | None = None
     pacer: FramePacer | None = None
+    filters: fragments.DashboardFilters = fragments.DEFAULT_FILTERS
 
     async def connect(self):
         user = self.scope.get("user")
@@ -52,9 +102,6 @@ class DashboardConsumer(AsyncWebsocketConsumer):
             return
         self.creator_id = user.pk
         server_loop_register()
-        self.filters = await database_sync_to_async(_filters_from_query)(
-            self.creator_id, self.scope.get("query_string", b"")
-        )
         self.pacer = FramePacer(
             send=self._send_frame,
             render=self._render_one,
@@ -62,10 +109,14 @@ class DashboardConsumer(AsyncWebsocketConsumer):
         )
         # Join before rendering the snapshot, so no change between the two is missed.
         await self.channel_layer.group_add(creator_group(self.creator_id), self.channel_name)
+        joined_at = time.time()
+        # Accept before the database work: a crowd reconnecting after a restart must not run
+        # into the server's handshake time limit while snapshots render.
         await self.accept()
-        stamp, snapshot = await database_sync_to_async(_render_stamped)(
-            self.creator_id, fragments.FRAGMENT_NAMES, self.filters
+        self.filters = await database_sync_to_async(_filters_from_query)(
+            self.creator_id, self.scope.get("query_string", b"")
         )
+        stamp, snapshot = await _snapshots.render(self.creator_id, self.filters, joined_at=joined_at)
         await self.pacer.send_now(snapshot, stamp=stamp)
 
     async def disconnect(self, code):

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from django.template.loader import render_to_string
+from django.urls import reverse
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
@@ -19,6 +20,7 @@ from orders import selectors as order_selectors
 from orders.models import OrderStatus
 
 from . import selectors
+from .templatetags import dashboard as dashboard_tags
 
 TEMPLATE = "realtime/dashboard.html"
 
@@ -114,6 +116,7 @@ def fragments_for_topics(topics: Iterable[str]) -> list[str]:
 class ChartBar:
     start: datetime
     count: int
+    title: str
     x: float
     y: float
     width: float
@@ -161,17 +164,18 @@ def orders_chart(*, creator_id: int, now: datetime) -> Chart:
     current_tz = timezone.get_current_timezone()
     for index, (start, count) in enumerate(hours):
         height = round(plot_height * count / top, 1) if count else 0
+        label = start.astimezone(current_tz).strftime("%H:%M")
         chart.bars.append(
             ChartBar(
                 start=start,
                 count=count,
+                title=f"{label}: {count} order{'' if count == 1 else 's'}",
                 x=round(index * slot + 2, 1),
                 y=round(plot_height - height, 1),
                 width=round(slot - 4, 1),
                 height=height,
             )
         )
-        label = start.astimezone(current_tz).strftime("%H:%M")
         if index == 0:
             chart.ticks.append(ChartTick(x=2, label=label, anchor="start"))
         elif index == CHART_HOURS - 1:
@@ -196,7 +200,7 @@ def _context_alert_list(creator_id: int, filters: DashboardFilters, now: datetim
     count = len(alerts)
     if count >= inventory_selectors.ALERTS_OPEN_LIMIT:
         count = inventory_selectors.alerts_open_count(creator_id=creator_id)
-    return {"open_alerts": alerts, "open_alert_count": count}
+    return {"alert_rows": [AlertRow.of(alert) for alert in alerts], "open_alert_count": count}
 
 
 def _context_inventory_table(creator_id: int, filters: DashboardFilters, now: datetime) -> dict:
@@ -209,9 +213,85 @@ def _context_inventory_table(creator_id: int, filters: DashboardFilters, now: da
     }
 
 
+@dataclass(frozen=True)
+class OrderRow:
+    """One line of the recent orders table, formatted once in Python (it is rendered often)."""
+
+    pk: int
+    order_id: str
+    status: str
+    status_label: str
+    status_tone: str
+    flags: tuple[str, ...]
+    placed_iso: str
+    placed_time: str
+    placed_day: str
+    items: tuple[str, ...]
+    total: str
+    currency: str
+    updated_stamp: str
+
+    @classmethod
+    def of(cls, order, tz) -> "OrderRow":
+        placed = order.placed_at.astimezone(tz)
+        return cls(
+            pk=order.pk,
+            order_id=order.external_id,
+            status=order.status,
+            status_label=dashboard_tags.order_status_label(order.status),
+            status_tone=dashboard_tags.order_status_tone(order.status),
+            flags=tuple(dashboard_tags.order_flag_label(flag) for flag in order.flags),
+            placed_iso=placed.isoformat(),
+            placed_time=placed.strftime("%H:%M"),
+            placed_day=f"{placed:%b} {placed.day}",
+            items=tuple(f"{item.quantity} × {item.product.name}" for item in order.items.all()),
+            total=f"{order.total_amount:,.2f}",
+            currency=order.currency,
+            updated_stamp=f"{order.updated_at.timestamp():.6f}",
+        )
+
+
+@dataclass(frozen=True)
+class AlertRow:
+    """One open alert, formatted once in Python."""
+
+    pk: int
+    type_label: str
+    severity: str
+    severity_label: str
+    status: str
+    is_urgent: bool
+    title: str
+    message: str
+    product_code: str
+    age: str
+    acknowledge_url: str
+    resolve_url: str
+
+    @classmethod
+    def of(cls, alert) -> "AlertRow":
+        return cls(
+            pk=alert.pk,
+            type_label=alert.get_type_display(),
+            severity=alert.severity,
+            severity_label=alert.get_severity_display().capitalize(),
+            status=alert.status,
+            is_urgent=alert.is_urgent,
+            title=f"{alert.get_type_display()}: {alert.product.name}",
+            message=alert.message,
+            product_code=alert.product.sku or alert.product.external_id,
+            age=dashboard_tags.ago(alert.updated_at),
+            acknowledge_url=reverse("alert-acknowledge", args=[alert.pk]),
+            resolve_url=reverse("alert-resolve", args=[alert.pk]),
+        )
+
+
 def _context_recent_orders(creator_id: int, filters: DashboardFilters, now: datetime) -> dict:
+    tz = timezone.get_current_timezone()
     return {
-        "recent_orders": order_selectors.orders_recent(creator_id=creator_id, status=filters.status),
+        "order_rows": [
+            OrderRow.of(order, tz) for order in order_selectors.orders_recent(creator_id=creator_id, status=filters.status)
+        ],
         "order_statuses": OrderStatus.choices,
         "selected_status": filters.status,
     }

@@ -1,0 +1,487 @@
+"""Benchmark the live dashboard: commit-to-frame latency at 1,000 websocket clients during a sale.
+
+    DATABASE_URL=postgres://postgres@127.0.0.1:5432/postgres REDIS_URL=redis://127.0.0.1:6379/2 \\
+        .venv/bin/python bench/push_latency.py --creators 100 --clients-per-creator 10 --rate 300
+
+Without ``DATABASE_URL`` it runs on the embedded default (a scratch SQLite file, the in-memory
+channel layer, one server process). With it, it recreates a scratch database ``--database``
+on that PostgreSQL server; with ``REDIS_URL`` as well, ``--servers`` daphne processes share it.
+
+It seeds ``--creators`` creators (a shop and five products each, stock that never runs out),
+logs every creator in (sessions written to the database), starts the daphne processes on
+127.0.0.1, opens ``--clients-per-creator`` dashboard websockets per creator spread over the
+processes, waits for every snapshot, then posts signed new-order webhooks (DESIGN.md's
+contract) at ``--rate`` per second for ``--duration`` seconds, round-robin over creators and
+processes, from keep-alive connections.
+
+Each client notes when a recent-orders frame first shows an order. Latency is measured from the
+order row's ``updated_at`` (written inside the webhook's transaction, just before it commits)
+to that moment: commit-to-frame, slightly over-counted by the end of the transaction. It also
+reports webhook-send-to-frame, webhook answer times, frames per client, clients disconnected,
+orders a client never saw, and the server processes' resident memory (idle, with clients
+connected, peak during the run). Traffic goes to 127.0.0.1 only, bounded in count and time;
+everything it starts, it stops. Results are written to ``bench/results/``.
+"""
+
+import argparse
+import asyncio
+import hashlib
+import hmac
+import json
+import os
+import re
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from contextlib import suppress
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+PRODUCTS_PER_CREATOR = 5
+STOCK = 1_000_000
+APP_KEY, APP_SECRET = "bench-app-key", "bench-app-secret"
+ORDER_ROW = re.compile(r'data-order-id="([^"]+)" data-status="[^"]*"\s+data-updated-at="([0-9.]+)"')
+RECENT_ORDERS_PREFIX = '<section id="recent-orders"'
+
+
+# --- environment and data ----------------------------------------------------------------------
+
+
+def database_url(base: str, name: str) -> str:
+    return urlunsplit(urlsplit(base)._replace(path=f"/{name}"))
+
+
+def database_recreate(base: str, name: str) -> None:
+    import psycopg  # noqa: PLC0415 - only PostgreSQL runs need it
+
+    with psycopg.connect(database_url(base, "postgres"), autocommit=True) as admin:
+        admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        admin.execute(f'CREATE DATABASE "{name}"')
+
+
+def environment(args) -> dict[str, str]:
+    """Return the environment shared by this process's Django and the servers."""
+    env = {
+        "DJANGO_SETTINGS_MODULE": "creatorflow.settings",
+        "DEBUG": "0",
+        "SECRET_KEY": "bench-only-" + "x" * 40,
+        "ALLOWED_HOSTS": "127.0.0.1,localhost",
+        "SECURE_SSL_REDIRECT": "0",
+        "SECURE_COOKIES": "0",
+        "LOG_LEVEL": "WARNING",
+        "CREATORFLOW_EXPIRE_IN_PROCESS": "0",
+        "PYTHONUNBUFFERED": "1",
+    }
+    base = os.environ.get("DATABASE_URL", "")
+    if base:
+        database_recreate(base, args.database)
+        env["DATABASE_URL"] = database_url(base, args.database)
+    else:
+        env["DATABASE_URL"] = ""
+        env["SQLITE_PATH"] = str(Path(tempfile.mkdtemp(prefix="cf-bench-")) / "bench.sqlite3")
+    redis_url = os.environ.get("REDIS_URL", "")
+    env["REDIS_URL"] = redis_url
+    env["CHANNEL_LAYER_PREFIX"] = "cfbenchpush"
+    if not redis_url and args.servers > 1:
+        raise SystemExit("several server processes need REDIS_URL (a shared channel layer)")
+    if args.publish_coalesce is not None:
+        env["CREATORFLOW_PUBLISH_COALESCE"] = str(args.publish_coalesce)
+    return env
+
+
+def seed(args) -> list[dict]:
+    """Create creators, shops, products and sessions; return what clients and webhooks need."""
+    import django  # noqa: PLC0415 - configured from the environment set above
+
+    django.setup()
+    from django.conf import settings  # noqa: PLC0415
+    from django.contrib.auth import BACKEND_SESSION_KEY, HASH_SESSION_KEY, SESSION_KEY, get_user_model  # noqa: PLC0415
+    from django.contrib.sessions.backends.db import SessionStore  # noqa: PLC0415
+    from django.core.management import call_command  # noqa: PLC0415
+
+    from inventory.services import product_upsert, stock_restock  # noqa: PLC0415
+    from orders.models import ShopConnection  # noqa: PLC0415
+
+    call_command("migrate", verbosity=0)
+    creators = []
+    for number in range(args.creators):
+        user = get_user_model().objects.create_user(username=f"bench{number}", password=None)
+        shop = ShopConnection.objects.create(
+            creator=user, shop_id=f"bench-shop-{number}", app_key=APP_KEY, app_secret=APP_SECRET
+        )
+        products = []
+        for index in range(PRODUCTS_PER_CREATOR):
+            product, _ = product_upsert(
+                creator_id=user.pk, external_id=f"B{number}-{index}", name=f"Bench item {index}", sku=f"SKU-{index}"
+            )
+            stock_restock(product=product, quantity=STOCK, reference="bench")
+            products.append(product.external_id)
+        session = SessionStore()
+        session[SESSION_KEY] = str(user.pk)
+        session[BACKEND_SESSION_KEY] = "django.contrib.auth.backends.ModelBackend"
+        session[HASH_SESSION_KEY] = user.get_session_auth_hash()
+        session.create()
+        creators.append(
+            {
+                "shop_id": shop.shop_id,
+                "products": products,
+                "cookie": f"{settings.SESSION_COOKIE_NAME}={session.session_key}",
+            }
+        )
+    from django.db import connections  # noqa: PLC0415
+
+    connections.close_all()
+    return creators
+
+
+# --- servers -----------------------------------------------------------------------------------
+
+
+class Server:
+    def __init__(self, port: int, env: dict[str, str], log_dir: Path):
+        self.port = port
+        self.log_path = log_dir / f"daphne-{port}.log"
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "creatorflow.asgi:application"],
+            cwd=ROOT,
+            env={**os.environ, **env},
+            stdout=self.log_path.open("w"),
+            stderr=subprocess.STDOUT,
+        )
+
+    async def wait_ready(self, deadline: float = 60) -> None:
+        end = time.monotonic() + deadline
+        while time.monotonic() < end:
+            if self.process.poll() is not None:
+                raise SystemExit(f"server on {self.port} exited; see {self.log_path}")
+            with suppress(OSError):
+                status, _ = await http_request("127.0.0.1", self.port, "GET", "/healthz", b"", {})
+                if status == 200:
+                    return
+            await asyncio.sleep(0.2)
+        raise SystemExit(f"server on {self.port} did not start; see {self.log_path}")
+
+    def rss_kib(self) -> int:
+        with suppress(OSError):
+            for line in Path(f"/proc/{self.process.pid}/status").read_text().splitlines():
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1])
+        return 0
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+
+
+# --- a small keep-alive HTTP/1.1 client --------------------------------------------------------
+
+
+async def http_request(host, port, method, path, body: bytes, headers: dict, connection=None):
+    """Send one request (on ``connection`` when given, kept alive); return (status, connection)."""
+    if connection is None:
+        connection = await asyncio.open_connection(host, port)
+    reader, writer = connection
+    head = [f"{method} {path} HTTP/1.1", f"Host: {host}:{port}", f"Content-Length: {len(body)}"]
+    head += [f"{name}: {value}" for name, value in headers.items()]
+    writer.write(("\r\n".join(head) + "\r\n\r\n").encode() + body)
+    await writer.drain()
+    status_line = await reader.readline()
+    if not status_line:
+        raise ConnectionError("server closed the connection")
+    status = int(status_line.split()[1])
+    length = 0
+    while True:
+        line = await reader.readline()
+        if line in (b"\r\n", b"\n", b""):
+            break
+        name, _, value = line.decode().partition(":")
+        if name.lower() == "content-length":
+            length = int(value.strip())
+    if length:
+        await reader.readexactly(length)
+    return status, connection
+
+
+# --- clients -----------------------------------------------------------------------------------
+
+
+class Client:
+    def __init__(self, creator: int, port: int, cookie: str):
+        self.creator, self.port, self.cookie = creator, port, cookie
+        self.seen: set[str] = set()
+        self.snapshot_done = asyncio.Event()
+        self.frames = 0
+        self.samples: list[tuple[str, float, float]] = []  # (order id, updated_at, received_at)
+        self.refused = 0  # handshakes that failed before a first snapshot
+        self.disconnects = 0  # connections lost after their snapshot
+        self.socket = None
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Stay connected like a dashboard tab: reconnect after a refused or dropped socket."""
+        while not stop.is_set():
+            try:
+                await self._connection(stop)
+            except Exception:  # noqa: BLE001 - refused handshakes and drops are counted, then retried
+                pass
+            if stop.is_set():
+                return
+            if self.snapshot_done.is_set():
+                self.disconnects += 1
+            else:
+                self.refused += 1
+            await asyncio.sleep(min(10.0, 0.5 * 2 ** min(self.refused + self.disconnects, 5)))
+
+    async def _connection(self, stop: asyncio.Event) -> None:
+        from websockets.asyncio.client import connect  # noqa: PLC0415
+
+        async with connect(
+            f"ws://127.0.0.1:{self.port}/ws/dashboard/",
+            additional_headers={"Cookie": self.cookie, "Origin": f"http://127.0.0.1:{self.port}"},
+            compression=None,
+            max_size=None,
+            open_timeout=60,
+            ping_interval=None,
+        ) as socket:
+            self.socket = socket
+            snapshot_left = 7
+            async for message in socket:
+                received = time.time()
+                self.frames += 1
+                if message.lstrip().startswith(RECENT_ORDERS_PREFIX):
+                    for order_id, updated_at in ORDER_ROW.findall(message):
+                        if order_id not in self.seen:
+                            self.seen.add(order_id)
+                            if self.snapshot_done.is_set() and snapshot_left <= 0:
+                                self.samples.append((order_id, float(updated_at), received))
+                if snapshot_left > 0:
+                    snapshot_left -= 1
+                    if snapshot_left == 0:
+                        self.snapshot_done.set()
+
+
+# --- the run -----------------------------------------------------------------------------------
+
+
+def percentile(values: list[float], q: float) -> float:
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    index = min(len(ordered) - 1, max(0, round(q / 100 * (len(ordered) - 1))))
+    return ordered[index]
+
+
+def summary(values: list[float]) -> dict:
+    return {
+        "count": len(values),
+        "p50": percentile(values, 50),
+        "p90": percentile(values, 90),
+        "p99": percentile(values, 99),
+        "max": max(values) if values else float("nan"),
+        "mean": statistics.fmean(values) if values else float("nan"),
+    }
+
+
+async def send_webhooks(args, creators, ports, sent_at: dict, statuses: dict, answer_ms: list) -> float:
+    total = int(args.rate * args.duration)
+    pool: asyncio.Queue = asyncio.Queue()
+    for index in range(args.connections):
+        pool.put_nowait((ports[index % len(ports)], None))
+    tasks = set()
+
+    async def post(number: int, scheduled: float) -> None:
+        creator = creators[number % len(creators)]
+        order_id = f"BENCH-{number}"
+        document = {
+            "type": "ORDER_STATUS_CHANGE",
+            "shop_id": creator["shop_id"],
+            "timestamp": int(time.time()),
+            "data": {
+                "order_id": order_id,
+                "status": "AWAITING_SHIPMENT",
+                "total_amount": "25.00",
+                "items": [
+                    {"product_id": creator["products"][number % PRODUCTS_PER_CREATOR], "quantity": 1 + number % 3, "price": "12.50"}
+                ],
+            },
+        }
+        body = json.dumps(document).encode()
+        signature = hmac.new(APP_SECRET.encode(), APP_KEY.encode() + body, hashlib.sha256).hexdigest()
+        port, connection = await pool.get()
+        sent_at[order_id] = time.time()
+        try:
+            status, connection = await http_request(
+                "127.0.0.1",
+                port,
+                "POST",
+                "/webhooks/tiktok/",
+                body,
+                {"Authorization": signature, "Content-Type": "application/json"},
+                connection,
+            )
+        except (OSError, ConnectionError, asyncio.IncompleteReadError):
+            status, connection = 0, None
+        answer_ms.append((time.monotonic() - scheduled) * 1000)
+        statuses[status] = statuses.get(status, 0) + 1
+        pool.put_nowait((port, connection))
+
+    start = time.monotonic()
+    for number in range(total):
+        scheduled = start + number / args.rate
+        delay = scheduled - time.monotonic()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        task = asyncio.create_task(post(number, scheduled))
+        tasks.add(task)
+        task.add_done_callback(tasks.discard)
+    await asyncio.gather(*tasks)
+    return time.monotonic() - start
+
+
+async def run(args, env: dict[str, str], creators: list[dict]) -> dict:
+    log_dir = Path(tempfile.mkdtemp(prefix="cf-bench-logs-"))
+    ports = [args.port + index for index in range(args.servers)]
+    servers = [Server(port, env, log_dir) for port in ports]
+    stop = asyncio.Event()
+    try:
+        await asyncio.gather(*(server.wait_ready() for server in servers))
+        rss_idle = [server.rss_kib() for server in servers]
+        print(f"servers up on {ports}; connecting {args.creators * args.clients_per_creator} clients …", flush=True)
+        clients = [
+            Client(number, ports[(number * args.clients_per_creator + index) % len(ports)], creators[number]["cookie"])
+            for number in range(args.creators)
+            for index in range(args.clients_per_creator)
+        ]
+        client_tasks = []
+        connect_started = time.monotonic()
+        for batch in range(0, len(clients), 10):
+            client_tasks += [asyncio.create_task(client.run(stop)) for client in clients[batch : batch + 10]]
+            await asyncio.sleep(10 / args.ramp)  # tabs open over a while, not in one packet
+        await asyncio.wait_for(asyncio.gather(*(client.snapshot_done.wait() for client in clients)), timeout=600)
+        connect_seconds = time.monotonic() - connect_started
+        refused_at_connect = sum(client.refused for client in clients)
+        rss_connected = [server.rss_kib() for server in servers]
+        print(f"all snapshots in; webhooks at {args.rate}/s for {args.duration}s …", flush=True)
+
+        peak = list(rss_connected)
+
+        async def sample_memory():
+            while not stop.is_set():
+                for index, server in enumerate(servers):
+                    peak[index] = max(peak[index], server.rss_kib())
+                await asyncio.sleep(1)
+
+        sampler = asyncio.create_task(sample_memory())
+        sent_at: dict[str, float] = {}
+        statuses: dict[int, int] = {}
+        answer_ms: list[float] = []
+        frames_before = sum(client.frames for client in clients)
+        elapsed = await send_webhooks(args, creators, ports, sent_at, statuses, answer_ms)
+        # Let the last frames arrive: until every client saw every one of its creator's orders, or 10 s.
+        expected = {number: {f"BENCH-{n}" for n in range(len(sent_at)) if n % len(creators) == number} for number in range(args.creators)}
+        settle_end = time.monotonic() + 10
+        while time.monotonic() < settle_end:
+            if all(expected[client.creator] <= client.seen for client in clients):
+                break
+            await asyncio.sleep(0.1)
+        frames_during = sum(client.frames for client in clients) - frames_before
+        stop.set()
+        sampler.cancel()
+        rss_end = [server.rss_kib() for server in servers]
+        for client in clients:
+            if client.socket is not None:
+                with suppress(Exception):
+                    await client.socket.close()
+        await asyncio.gather(*client_tasks, return_exceptions=True)
+    finally:
+        stop.set()
+        for server in servers:
+            server.stop()
+
+    commit_to_frame = [(received - updated) * 1000 for client in clients for _, updated, received in client.samples]
+    send_to_frame = [
+        (received - sent_at[order_id]) * 1000
+        for client in clients
+        for order_id, _, received in client.samples
+        if order_id in sent_at
+    ]
+    missed = sum(len(expected[client.creator] - client.seen) for client in clients)
+    return {
+        "config": {
+            "creators": args.creators,
+            "clients": len(clients),
+            "servers": args.servers,
+            "rate": args.rate,
+            "duration": args.duration,
+            "connections": args.connections,
+            "ramp": args.ramp,
+            "database": "postgresql" if env.get("DATABASE_URL") else "sqlite",
+            "channel_layer": "redis" if env.get("REDIS_URL") else "in-memory",
+            "publish_coalesce": args.publish_coalesce,
+        },
+        "webhooks": {
+            "sent": len(sent_at),
+            "achieved_rate": round(len(sent_at) / elapsed, 1),
+            "statuses": statuses,
+            "answer_ms": summary(answer_ms),
+        },
+        "commit_to_frame_ms": summary(commit_to_frame),
+        "send_to_frame_ms": summary(send_to_frame),
+        "frames_per_client_per_second": round(frames_during / len(clients) / max(elapsed, 0.001), 2),
+        "clients_disconnected": sum(client.disconnects for client in clients),
+        "connect": {
+            "seconds_until_all_snapshots": round(connect_seconds, 1),
+            "handshakes_refused_then_retried": refused_at_connect,
+        },
+        "orders_never_seen": missed,
+        "server_rss_mib": {
+            "idle": [round(kib / 1024, 1) for kib in rss_idle],
+            "clients_connected": [round(kib / 1024, 1) for kib in rss_connected],
+            "peak": [round(kib / 1024, 1) for kib in peak],
+            "end": [round(kib / 1024, 1) for kib in rss_end],
+        },
+        "server_logs": str(log_dir),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--creators", type=int, default=100)
+    parser.add_argument("--clients-per-creator", type=int, default=10)
+    parser.add_argument("--rate", type=float, default=300, help="webhooks per second")
+    parser.add_argument("--duration", type=float, default=30, help="seconds of webhooks")
+    parser.add_argument("--servers", type=int, default=1, help="daphne processes (several need REDIS_URL)")
+    parser.add_argument("--connections", type=int, default=32, help="keep-alive webhook connections")
+    parser.add_argument("--ramp", type=float, default=100, help="new websocket clients per second")
+    parser.add_argument("--port", type=int, default=8301)
+    parser.add_argument("--database", default="cf_bench_push", help="scratch PostgreSQL database (recreated)")
+    parser.add_argument("--publish-coalesce", type=float, default=None, help="CREATORFLOW_PUBLISH_COALESCE for the servers")
+    parser.add_argument("--label", default="", help="name for the results file")
+    args = parser.parse_args()
+    if args.duration * args.rate > 100_000:
+        raise SystemExit("bounded run: at most 100,000 webhooks")
+
+    env = environment(args)
+    os.environ.update(env)
+    print(f"seeding {args.creators} creators …", flush=True)
+    creators = seed(args)
+    result = asyncio.run(run(args, env, creators))
+    out = ROOT / "bench" / "results"
+    out.mkdir(parents=True, exist_ok=True)
+    name = f"push_latency{'-' + args.label if args.label else ''}-{time.strftime('%Y%m%d-%H%M%S')}.json"
+    (out / name).write_text(json.dumps(result, indent=2) + "\n")
+    print(json.dumps(result, indent=2))
+    print(f"written to bench/results/{name}")
+
+
+if __name__ == "__main__":
+    main()
