@@ -24,7 +24,7 @@ import logging
 import math
 import threading
 import time
-from contextlib import nullcontext
+from contextlib import AbstractContextManager, nullcontext
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -470,11 +470,16 @@ def _failure_record(*, event: WebhookEvent, shop: ShopConnection, error: Excepti
 
 
 def webhook_process(
-    *, event: WebhookEvent, shop: ShopConnection | None = None, client: TikTokClient | None = None
+    *,
+    event: WebhookEvent,
+    shop: ShopConnection | None = None,
+    client: TikTokClient | None = None,
+    slot: AbstractContextManager = nullcontext(),
 ) -> WebhookEvent:
     """Apply a stored event exactly once; record a failure on the event instead of raising.
 
     Database outages are the exception: they propagate, since nothing can be recorded then.
+    ``slot`` is held around the transaction only, not around the TikTok API call before it.
     """
     if event.status not in (Status.RECEIVED, Status.FAILED):
         return event
@@ -486,7 +491,7 @@ def webhook_process(
         if isinstance(payload, OrderNotice):
             # Fetched before the transaction opens: no row lock is held across the network call.
             payload = _order_event_fetched(shop=shop, notice=payload, client=client or TikTokClient.for_shop(shop))
-        with transaction.atomic():
+        with slot, transaction.atomic():
             _apply(event=event, shop=shop, payload=payload, now=now)
             claimed = WebhookEvent.objects.filter(pk=event.pk, status__in=[Status.RECEIVED, Status.FAILED]).update(
                 status=Status.PROCESSED, processed_at=now, error="", attempts=F("attempts") + 1
@@ -514,6 +519,26 @@ def _database_down(error: Exception) -> bool:
 
 
 # --- the whole delivery, as the view needs it ------------------------------------------------
+
+# TikTok waits a few seconds for the answer: fetch an order's detail briefly while it waits.
+# A fetch that still fails leaves the event failed, and webhooks_replay fetches it patiently.
+WEBHOOK_FETCH_OPTIONS = {"timeout": 3.0, "retries": 1, "backoff": 0.2}
+
+
+class _TimedSlot:
+    """A processing slot that remembers how long its holder waited for it."""
+
+    def __init__(self, semaphore: threading.BoundedSemaphore):
+        self.semaphore, self.waited = semaphore, 0.0
+
+    def __enter__(self):
+        started = time.perf_counter()
+        self.semaphore.acquire()
+        self.waited = time.perf_counter() - started
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.semaphore.release()
 
 _slots: tuple[int, threading.BoundedSemaphore] | None = None
 
@@ -566,10 +591,10 @@ def webhook_handle(*, body: bytes, signature: str | None) -> WebhookResult:
                 # Back to the pool while this delivery waits: a queue of waiting deliveries must
                 # not hold every pooled connection (the inbox row is committed already).
                 connection.close()
-            waited = time.perf_counter()
-            with _processing_slot():
-                queued = time.perf_counter() - waited
-                event = webhook_process(event=event, shop=receipt.shop)
+            slot = _TimedSlot(_processing_slot())
+            client = TikTokClient.for_shop(receipt.shop, **WEBHOOK_FETCH_OPTIONS)
+            event = webhook_process(event=event, shop=receipt.shop, client=client, slot=slot)
+            queued = slot.waited
             outcome = "duplicate" if receipt.duplicate and event.status != Status.FAILED else event.status
         answer = {"status": outcome, "event_id": event.pk}
         if outcome == Status.FAILED:

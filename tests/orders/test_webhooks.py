@@ -587,3 +587,19 @@ def test_flash_sale_burst_publishes_coalesced_and_ends_on_current_metrics(shop, 
         time.sleep(0.05)  # polling the database for the background publish, with a deadline
     assert total_orders() == 15
     assert 1 <= realtime_services._coalescer.publishes < 15
+
+
+def test_tiktok_outage_during_a_delivery_fails_it_quickly_and_replay_recovers(
+    tiktok_shop, fake_tiktok, make_product, post_webhook
+):
+    product = make_product(tiktok_shop.creator, stock=10, external_id="P-1")
+    fake_tiktok.order_add("T20", lines=[("P-1", 1, "3.00")])
+    fake_tiktok.fail_next(500, times=2)
+
+    response = post_webhook(tiktok_shop, tiktok_body(tiktok_shop, notification_id="n-20", order_id="T20"))
+
+    assert response.json()["status"] == "failed"
+    assert [seen.status for seen in fake_tiktok.requests] == [500, 500]  # one retry while TikTok waits
+    assert "TikTokUnavailable" in WebhookEvent.objects.get().error
+    assert webhooks_replay(failed_only=True).processed == [WebhookEvent.objects.get().pk]
+    assert _stock(product).reserved == 1
