@@ -167,3 +167,21 @@ def poll(condition: Callable[[], object], *, deadline: float = DEADLINE_SECONDS,
         if time.monotonic() > end:
             pytest.fail(f"{message} not met within {deadline}s")
         time.sleep(interval)  # polling with a deadline, not waiting a fixed time
+
+
+# --- the figures the README quotes ---------------------------------------------------------------------
+
+FIGURES: dict[str, dict[str, object]] = {}
+
+
+def figure(scenario: str, **numbers) -> None:
+    """Record what a scenario held (examples tried, orders sent, lost, oversold) for the run's summary."""
+    FIGURES.setdefault(scenario, {}).update(numbers)
+
+
+def pytest_terminal_summary(terminalreporter):
+    if not FIGURES:
+        return
+    terminalreporter.section("CreatorFlow reliability figures")
+    for scenario, numbers in FIGURES.items():
+        terminalreporter.write_line(f"{scenario}: " + ", ".join(f"{key}={value}" for key, value in numbers.items()))

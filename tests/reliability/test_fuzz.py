@@ -21,6 +21,7 @@ from .conftest import (
     WEBHOOK_URL,
     database_snapshot,
     encode,
+    figure,
     fuzz_settings,
     inventory_document,
     order_document,
@@ -175,6 +176,7 @@ class Deliverer:
         self.shop, self.other_shop = shop, other_shop
         self.client = Client(raise_request_exception=False)
         self.statuses: dict[int, int] = {}
+        self.examples = 0
 
     def signature(self, kind: str, body: bytes) -> str | None:
         return {
@@ -187,6 +189,7 @@ class Deliverer:
         }[kind]()
 
     def deliver(self, body: bytes, *, signature: str | None, content_type: str = "application/json"):
+        self.examples += 1
         before = database_snapshot()
         headers = {} if signature is None else {"HTTP_AUTHORIZATION": signature}
         response = self.client.generic("POST", WEBHOOK_URL, data=body, content_type=content_type, **headers)
@@ -223,6 +226,8 @@ def test_fuzz_arbitrary_bytes_are_refused_without_a_trace(shops):
         assert status in REFUSALS
 
     check()
+    figure("fuzz arbitrary bytes are refused without a trace", examples=deliverer.examples, deliveries=sum(deliverer.statuses.values()),
+           statuses=dict(sorted(deliverer.statuses.items())), server_errors=0)
     assert sum(deliverer.statuses.values()) >= fuzz_settings().max_examples * 0.9
 
 
@@ -246,6 +251,8 @@ def test_fuzz_arbitrary_json_documents(shops):
         deliverer.deliver(body, signature=deliverer.signature(kind, body))
 
     check()
+    figure("fuzz arbitrary json documents", examples=deliverer.examples, deliveries=sum(deliverer.statuses.values()),
+           statuses=dict(sorted(deliverer.statuses.items())), server_errors=0)
     assert deliverer.statuses.get(400) and deliverer.statuses.get(401)
 
 
@@ -261,6 +268,8 @@ def test_fuzz_mutated_valid_deliveries(shops):
         deliverer.deliver(body, signature=deliverer.signature(kind, body))
 
     check()
+    figure("fuzz mutated valid deliveries", examples=deliverer.examples, deliveries=sum(deliverer.statuses.values()),
+           statuses=dict(sorted(deliverer.statuses.items())), server_errors=0)
     assert deliverer.statuses.get(400) and deliverer.statuses.get(200), deliverer.statuses
 
 
@@ -275,23 +284,29 @@ def test_fuzz_broken_serialisations(shops):
         deliverer.deliver(body, signature=deliverer.signature(kind, body), content_type=content_type)
 
     check()
+    figure("fuzz broken serialisations", examples=deliverer.examples, deliveries=sum(deliverer.statuses.values()),
+           statuses=dict(sorted(deliverer.statuses.items())), server_errors=0)
     assert deliverer.statuses.get(400), deliverer.statuses
 
 
 def test_fuzz_valid_deliveries_in_any_order_keep_stock_equal_to_its_ledger(shops):
     """Well-formed, signed deliveries in random mixes: every one is accepted and stock stays conserved."""
     deliverer = Deliverer(*shops)
+    batches: list[int] = []
     documents = valid_documents(deliverer.shop)
 
     # A third of the examples, each a batch of deliveries.
     @fuzz_settings(max_examples=fuzz_settings().max_examples // 3)
     @given(batch=st.lists(documents, min_size=1, max_size=4))
     def check(batch):
+        batches.append(len(batch))
         for document in batch:
             body = encode(document)
             assert deliverer.deliver(body, signature=signed(deliverer.shop, body)) == 200
 
     check()
+    figure("fuzz valid deliveries in any order keep stock equal to its ledger", examples=len(batches), deliveries=sum(deliverer.statuses.values()),
+           statuses=dict(sorted(deliverer.statuses.items())), server_errors=0)
     assert deliverer.statuses.get(200), deliverer.statuses
 
 
