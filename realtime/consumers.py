@@ -17,10 +17,12 @@ from django.conf import settings
 from . import fragments
 from .broadcast import FRAGMENTS_EVENT, creator_group, server_loop_register
 from .frames import RENDER_HERE, FramePacer
+from .monitor import MONITOR
 
 logger = logging.getLogger("creatorflow.realtime")
 
 CLOSE_UNAUTHENTICATED = 4401
+CLOSE_BACKLOG = 4408  # too far behind: the client reconnects and starts again from a snapshot
 
 
 def _render_stamped(creator_id: int, names, filters) -> tuple[float, dict[str, str]]:
@@ -102,10 +104,13 @@ class DashboardConsumer(AsyncWebsocketConsumer):
             return
         self.creator_id = user.pk
         server_loop_register()
+        MONITOR.connection_opened(self.creator_id)
+        MONITOR.reporting_start()
         self.pacer = FramePacer(
             send=self._send_frame,
             render=self._render_one,
             interval=settings.CREATORFLOW["PUSH_INTERVAL_SECONDS"],
+            on_backlog=self._backlog_exceeded,
         )
         # Join before rendering the snapshot, so no change between the two is missed.
         await self.channel_layer.group_add(creator_group(self.creator_id), self.channel_name)
@@ -123,6 +128,7 @@ class DashboardConsumer(AsyncWebsocketConsumer):
         if self.pacer is not None:
             self.pacer.close()
         if self.creator_id is not None:
+            MONITOR.connection_closed(self.creator_id)
             await self.channel_layer.group_discard(creator_group(self.creator_id), self.channel_name)
 
     async def receive(self, text_data=None, bytes_data=None):
@@ -166,3 +172,8 @@ class DashboardConsumer(AsyncWebsocketConsumer):
 
     async def _send_frame(self, html: str) -> None:
         await self.send(text_data=html)
+
+    async def _backlog_exceeded(self, backlog: int) -> None:
+        MONITOR.backlog_exceeded(creator_id=self.creator_id, backlog=backlog)
+        self.pacer.close()
+        await self.close(code=CLOSE_BACKLOG)

@@ -13,6 +13,8 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
+from .monitor import BACKLOG_LIMIT, MONITOR
+
 logger = logging.getLogger("creatorflow.realtime")
 
 # Marks a pending fragment that this connection must render itself (it is filtered).
@@ -34,8 +36,11 @@ class FramePacer:
         send: Callable[[str], Awaitable[None]],
         render: Callable[[str], Awaitable[tuple[float, str]]],
         interval: float,
+        on_backlog: Callable[[int], Awaitable[None]] | None = None,
     ) -> None:
         self._send = send
+        self._on_backlog = on_backlog
+        self._in_flight = 0
         self._render = render
         self._interval = interval
         self._sent_at: dict[str, float] = {}
@@ -43,7 +48,12 @@ class FramePacer:
         self._pending: dict[str, _Pending] = {}
         self._timers: dict[str, asyncio.Task] = {}
         self.frames_sent = 0
-        self.frames_dropped = 0
+        self.frames_dropped = 0  # coalesced away or stale
+
+    @property
+    def backlog(self) -> int:
+        """Frames given to this connection and not yet written to it."""
+        return len(self._pending) + self._in_flight
 
     def _is_stale(self, name: str, stamp: float) -> bool:
         return stamp < self._sent_stamp.get(name, float("-inf"))
@@ -52,12 +62,14 @@ class FramePacer:
         """Take a new state of fragment ``name`` (``RENDER_HERE``: render it at send time)."""
         if self._is_stale(name, stamp):
             self.frames_dropped += 1
+            MONITOR.frames_lost()
             return
         pending = self._pending.get(name)
         if pending is not None:
             if stamp >= pending.stamp:
                 pending.stamp, pending.html = stamp, html
             self.frames_dropped += 1
+            MONITOR.frame_coalesced()
             return
         wait = self._sent_at.get(name, float("-inf")) + self._interval - time.monotonic()
         if wait <= 0:
@@ -65,6 +77,8 @@ class FramePacer:
             return
         self._pending[name] = _Pending(stamp, html)
         self._timers[name] = asyncio.create_task(self._deliver_later(name, wait))
+        if self.backlog > BACKLOG_LIMIT and self._on_backlog is not None:
+            await self._on_backlog(self.backlog)
 
     async def send_now(self, frames: dict[str, str], *, stamp: float) -> None:
         """Send a snapshot at once, superseding anything pending for its fragments."""
@@ -101,14 +115,22 @@ class FramePacer:
             stamp, html = await self._render(name)
         if self._is_stale(name, stamp):
             self.frames_dropped += 1
+            MONITOR.frames_lost()
             return
         self._sent_stamp[name] = stamp
         self.frames_sent += 1
-        await self._send(html)
+        started = time.monotonic()
+        self._in_flight += 1
+        try:
+            await self._send(html)
+        finally:
+            self._in_flight -= 1
+        MONITOR.frame_sent(time.monotonic() - started)
 
     def close(self) -> None:
         """Cancel pending sends: the connection is gone."""
         for task in self._timers.values():
             task.cancel()
         self._timers.clear()
+        MONITOR.frames_lost(len(self._pending))
         self._pending.clear()

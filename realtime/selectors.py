@@ -245,3 +245,16 @@ def metrics_grouped(*, creator_id: int, now: datetime | None = None) -> dict[str
         for (metric_type, key), value in metrics_compute(creator_id=creator_id, metric_types=missing, now=now).items():
             grouped[metric_type][key] = value
     return grouped
+
+
+def realtime_processes(*, now: datetime | None = None) -> list[SystemHealth]:
+    """Latest report of every server process seen in the last 15 minutes, busiest first."""
+    from .monitor import COMPONENT_PREFIX  # noqa: PLC0415 - the monitor imports services, which import this
+
+    now = now or timezone.now()
+    latest: dict[str, SystemHealth] = {}
+    for record in SystemHealth.objects.filter(
+        component__startswith=COMPONENT_PREFIX, measured_at__gte=now - HEALTH_WINDOW
+    ).order_by("component", "-measured_at", "-pk"):
+        latest.setdefault(record.component, record)
+    return sorted(latest.values(), key=lambda record: -record.metrics.get("connections", 0))

@@ -13,4 +13,5 @@ urlpatterns = [
     path("api/orders/", api.orders, name="api-orders"),
     path("api/alerts/", api.alerts, name="api-alerts"),
     path("healthz", views.healthz, name="healthz"),
+    path("system/", views.system_monitor, name="system-monitor"),
 ]

@@ -10,6 +10,7 @@ import uuid
 
 from asgiref.sync import sync_to_async
 from channels.layers import get_channel_layer
+from django.contrib.admin.views.decorators import staff_member_required
 from django.contrib.auth.decorators import login_required
 from django.db import connection
 from django.http import Http404, HttpResponseRedirect, JsonResponse
@@ -24,6 +25,7 @@ from inventory import services as inventory_services
 from inventory.models import InventoryAlert
 
 from . import fragments, selectors
+from .monitor import MONITOR
 
 logger = logging.getLogger("creatorflow.realtime")
 
@@ -115,3 +117,14 @@ async def healthz(request):
     failing = sorted(name for name, result in results.items() if result != "ok")
     body = {"status": "ok" if not failing else "unavailable", "checks": results, "failing": failing}
     return JsonResponse(body, status=503 if failing else 200)
+
+
+@staff_member_required
+@require_GET
+def system_monitor(request):
+    """Show staff every server process's realtime figures (reported every 30 s) and this one's now."""
+    return render(
+        request,
+        "realtime/system.html",
+        {"this_process": MONITOR.snapshot(), "processes": selectors.realtime_processes()},
+    )

@@ -1,0 +1,123 @@
+"""What this server process's websockets are doing: counters, a report every 30 s, limits.
+
+Each daphne process counts its open dashboard connections, the creator groups they joined, and
+the frames it sent, coalesced (a newer state replaced a pending one) and dropped (older than
+what the browser already has, or pending when the connection closed), with the slowest send.
+Every 30 seconds it logs one line and stores the figures as a SystemHealth record named after
+the process, so staff see every process on ``/system/``.
+"""
+
+import asyncio
+import logging
+import os
+import socket
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+
+from asgiref.sync import sync_to_async
+
+logger = logging.getLogger("creatorflow.realtime.monitor")
+
+REPORT_INTERVAL_SECONDS = 30.0
+CONNECTIONS_WARNING = 5000
+BACKLOG_LIMIT = 1000
+COMPONENT_PREFIX = "realtime@"
+
+
+@dataclass
+class RealtimeMonitor:
+    connections: int = 0
+    groups: Counter = field(default_factory=Counter)
+    frames_sent: int = 0
+    frames_coalesced: int = 0
+    frames_dropped: int = 0
+    slowest_send_ms: float = 0.0
+    backlog_closes: int = 0
+    started: float = field(default_factory=time.monotonic)
+    _reporter: asyncio.Task | None = None
+
+    @property
+    def component(self) -> str:
+        return f"{COMPONENT_PREFIX}{socket.gethostname()}:{os.getpid()}"
+
+    # --- what consumers and pacers tell it --------------------------------------------------
+
+    def connection_opened(self, creator_id: int) -> None:
+        self.connections += 1
+        self.groups[creator_id] += 1
+        if self.connections == CONNECTIONS_WARNING + 1:
+            logger.warning(
+                "realtime process %s holds %d connections (more than %d): add a server process",
+                self.component, self.connections, CONNECTIONS_WARNING,
+            )
+
+    def connection_closed(self, creator_id: int) -> None:
+        self.connections -= 1
+        self.groups[creator_id] -= 1
+        if self.groups[creator_id] <= 0:
+            del self.groups[creator_id]
+
+    def frame_sent(self, seconds: float) -> None:
+        self.frames_sent += 1
+        self.slowest_send_ms = max(self.slowest_send_ms, seconds * 1000)
+
+    def frame_coalesced(self) -> None:
+        self.frames_coalesced += 1
+
+    def frames_lost(self, count: int = 1) -> None:
+        self.frames_dropped += count
+
+    def backlog_exceeded(self, *, creator_id: int, backlog: int) -> None:
+        self.backlog_closes += 1
+        logger.warning(
+            "dashboard connection of creator %s has %d unsent frames (limit %d): closing it; it will resync by snapshot",
+            creator_id, backlog, BACKLOG_LIMIT,
+        )
+
+    # --- reporting ----------------------------------------------------------------------------
+
+    def snapshot(self) -> dict:
+        return {
+            "process": self.component,
+            "connections": self.connections,
+            "groups": len(self.groups),
+            "frames_sent": self.frames_sent,
+            "frames_coalesced": self.frames_coalesced,
+            "frames_dropped": self.frames_dropped,
+            "slowest_send_ms": round(self.slowest_send_ms, 1),
+            "backlog_closes": self.backlog_closes,
+            "uptime_seconds": round(time.monotonic() - self.started),
+        }
+
+    def report(self) -> dict:
+        """Log this process's figures and store them as a SystemHealth record; return them."""
+        from .services import health_record  # noqa: PLC0415 - services import models, not the monitor
+
+        figures = self.snapshot()
+        logger.info(" ".join(f"{key}={value}" for key, value in figures.items()))
+        overloaded = self.connections > CONNECTIONS_WARNING or self.backlog_closes
+        health_record(
+            component=self.component,
+            status="warning" if overloaded else "nominal",
+            metrics=figures,
+            error_message=f"{self.connections} connections" if self.connections > CONNECTIONS_WARNING else "",
+        )
+        self.slowest_send_ms = 0.0  # the slowest send of each reporting interval
+        return figures
+
+    def reporting_start(self, interval: float = REPORT_INTERVAL_SECONDS) -> None:
+        """Report every ``interval`` seconds from the running event loop (once per process)."""
+        if self._reporter is None or self._reporter.done():
+            self._reporter = asyncio.get_running_loop().create_task(self._report_forever(interval))
+
+    async def _report_forever(self, interval: float) -> None:
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                await sync_to_async(self.report)()
+            except Exception:  # noqa: BLE001 - a report lost to a database outage is not worth a crash
+                logger.exception("realtime monitor report failed")
+
+
+MONITOR = RealtimeMonitor()

@@ -1,0 +1,105 @@
+"""The per-process realtime monitor: counters, reports, the backlog limit, the staff page."""
+
+import asyncio
+import logging
+
+import pytest
+from realtime import monitor as monitor_module
+from realtime.frames import FramePacer
+from realtime.models import SystemHealth
+from realtime.monitor import MONITOR, RealtimeMonitor
+
+from .conftest import websocket_open
+from .test_consumers import receive_snapshot
+
+
+def test_monitor_counts_connections_groups_and_frames():
+    monitor = RealtimeMonitor()
+    monitor.connection_opened(1)
+    monitor.connection_opened(1)
+    monitor.connection_opened(2)
+    monitor.connection_closed(1)
+    monitor.frame_sent(0.004)
+    monitor.frame_sent(0.012)
+    monitor.frame_coalesced()
+    monitor.frames_lost(3)
+    figures = monitor.snapshot()
+    assert (figures["connections"], figures["groups"]) == (2, 2)
+    assert (figures["frames_sent"], figures["frames_coalesced"], figures["frames_dropped"]) == (2, 1, 3)
+    assert figures["slowest_send_ms"] == 12.0
+
+
+@pytest.mark.django_db
+def test_report_logs_a_line_and_stores_a_health_record(caplog):
+    monitor = RealtimeMonitor()
+    monitor.connection_opened(7)
+    with caplog.at_level(logging.INFO, logger="creatorflow.realtime.monitor"):
+        figures = monitor.report()
+    assert "connections=1 groups=1" in caplog.text
+    record = SystemHealth.objects.get(component=monitor.component)
+    assert (record.status, record.metrics["connections"]) == ("nominal", 1)
+    assert figures["process"] == monitor.component
+
+
+@pytest.mark.django_db
+def test_more_than_5000_connections_is_a_warning(caplog, monkeypatch):
+    monkeypatch.setattr(monitor_module, "CONNECTIONS_WARNING", 3)
+    monitor = RealtimeMonitor()
+    with caplog.at_level(logging.WARNING, logger="creatorflow.realtime.monitor"):
+        for creator_id in range(4):
+            monitor.connection_opened(creator_id)
+    assert "holds 4 connections" in caplog.text
+    monitor.report()
+    assert SystemHealth.objects.get(component=monitor.component).status == "warning"
+
+
+async def test_pacer_reports_a_backlog_over_the_limit(monkeypatch):
+    monkeypatch.setattr("realtime.frames.BACKLOG_LIMIT", 5)
+    blocked = asyncio.Event()
+    overflows = []
+
+    async def never_done(html):
+        await blocked.wait()
+
+    async def render(name):
+        return 0.0, name
+
+    async def on_backlog(backlog):
+        overflows.append(backlog)
+
+    pacer = FramePacer(send=never_done, render=render, interval=10.0, on_backlog=on_backlog)
+    for number in range(8):
+        # First frame of each fragment goes straight to the (stuck) socket, the second waits.
+        asyncio.get_running_loop().create_task(pacer.offer(f"f{number}", "x", stamp=1.0))
+        await asyncio.sleep(0)
+        await pacer.offer(f"f{number}", "y", stamp=2.0)
+    assert pacer.backlog == 16
+    assert overflows and overflows[0] == 6
+    pacer.close()
+    blocked.set()
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_connections_are_counted_while_open(creator):
+    before = MONITOR.connections
+    communicator, _ = await websocket_open(creator)
+    try:
+        await receive_snapshot(communicator)
+        assert MONITOR.connections == before + 1
+        assert MONITOR.groups[creator.pk] >= 1
+        assert MONITOR.frames_sent > 0
+    finally:
+        await communicator.disconnect()
+    assert MONITOR.connections == before
+
+
+@pytest.mark.django_db
+def test_system_page_is_for_staff_and_lists_reporting_processes(client, creator, make_creator):
+    RealtimeMonitor().report()
+    client.force_login(creator)
+    assert client.get("/system/").status_code == 302  # to the admin login
+    client.force_login(make_creator("ops", is_staff=True))
+    page = client.get("/system/")
+    assert page.status_code == 200
+    assert b"Realtime servers" in page.content
+    assert MONITOR.component.removeprefix("realtime@").encode() in page.content
