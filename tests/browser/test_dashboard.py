@@ -1,14 +1,18 @@
 """The dashboard in a real Chromium against a real daphne server: login, live pushes, restarts, clicks."""
 
 import re
+import subprocess
+import sys
 from datetime import timedelta
 from decimal import Decimal
 
 import pytest
+from django.conf import settings
+from django.db.models import Sum
 from django.utils import timezone
 from playwright.sync_api import expect
 
-from inventory.models import InventoryAlert
+from inventory.models import InventoryAlert, Stock
 from inventory.services import stock_restock, warehouse_get_or_create
 from orders.models import SyncOperation
 from orders.services import OrderEvent, OrderLine, order_apply_event
@@ -85,6 +89,43 @@ def test_signed_webhook_updates_the_cards_and_inventory_without_reload(page, bro
     expect(row.locator('[data-field="reserved"]')).to_have_text("3")
     expect(page.locator("#recent-orders")).to_contain_text("LIVE-1")
     assert page.evaluate("window.sameDocument") is True  # no reload happened
+
+
+def test_a_flash_sale_updates_the_page_live(page, browser_context, server, creator, shop, make_product):
+    hot = [
+        make_product(creator, stock=500, reorder_point=20, unit_cost="6.00", external_id=f"HOT-{number}", name=f"Hot lip oil {number}")
+        for number in range(3)
+    ]
+    open_dashboard(page, browser_context, server, creator)
+    page.evaluate("window.sameDocument = true")
+    orders = 40
+
+    sale = subprocess.Popen(
+        [sys.executable, "manage.py", "simulate_flash_sale", "--url", f"{server.url}/webhooks/tiktok/",
+         "--shop-id", shop.shop_id, "--orders", str(orders), "--rate", "20", "--seed", "7"],
+        cwd=settings.BASE_DIR, env=server.env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )
+    try:
+        # The first orders show while the sale is still running (at 20/s it lasts 2 s at least).
+        first_seen = page.wait_for_function(
+            "() => { const n = parseInt(document.querySelector('#card-today-orders .card-value').textContent);"
+            " return n > 0 ? n : null; }",
+            timeout=PATIENT_MS,
+        ).json_value()
+        output, _ = sale.communicate(timeout=120)
+    finally:
+        if sale.poll() is None:
+            sale.kill()
+            sale.wait()
+    assert sale.returncode == 0, output
+    assert 0 < first_seen < orders
+
+    expect(card_value(page, "card-today-orders")).to_have_text(str(orders), timeout=PATIENT_MS)
+    for product in hot:
+        reserved = Stock.objects.filter(product=product).aggregate(total=Sum("reserved"))["total"]
+        expect(page.locator(f'#product-{product.pk} [data-field="reserved"]')).to_have_text(str(reserved))
+    expect(page.locator("#recent-orders tbody tr")).to_have_count(15)
+    assert page.evaluate("window.sameDocument") is True
 
 
 def test_server_restart_shows_disconnected_then_live_with_current_numbers(page, browser_context, server, creator, shop, make_product):
