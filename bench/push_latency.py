@@ -359,7 +359,13 @@ async def send_webhooks(args, creators, ports, sent_at: dict, statuses: dict, an
     return time.monotonic() - start
 
 
+def load_average() -> float:
+    """Return the 1-minute load average: the machine is shared, and the figures move with it."""
+    return float(Path("/proc/loadavg").read_text().split()[0])
+
+
 async def run(args, env: dict[str, str], creators: list[dict]) -> dict:
+    load_at_start = load_average()
     log_dir = Path(tempfile.mkdtemp(prefix="cf-bench-logs-"))
     ports = [args.port + index for index in range(args.servers)]
     servers = [Server(port, env, log_dir) for port in ports]
@@ -409,6 +415,7 @@ async def run(args, env: dict[str, str], creators: list[dict]) -> dict:
                 break
             await asyncio.sleep(0.1)
         frames_during = sum(client.frames for client in clients) - frames_before
+        load_at_end = load_average()
         stop.set()
         sampler.cancel()
         rss_end = [server.rss_kib() for server in servers]
@@ -465,6 +472,7 @@ async def run(args, env: dict[str, str], creators: list[dict]) -> dict:
             "peak": [round(kib / 1024, 1) for kib in peak],
             "end": [round(kib / 1024, 1) for kib in rss_end],
         },
+        "load_average": {"start": load_at_start, "end_of_webhooks": load_at_end},
         "server_logs": str(log_dir),
     }
 

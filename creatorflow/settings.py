@@ -124,7 +124,16 @@ if REDIS_URL:
             "CONFIG": {
                 # redis-py's asyncio pool refuses work past max_connections (100 by default)
                 # instead of waiting: a thousand dashboards reconnecting at once would fail.
-                "hosts": [{"address": REDIS_URL, "max_connections": int(os.environ.get("REDIS_MAX_CONNECTIONS", "2000"))}],
+                # redis-py 8 reads with a 5 s socket timeout, the same 5 s that channels_redis
+                # blocks in BZPOPMIN waiting for messages: an idle receive then times out and
+                # takes its websocket down. Reads get longer than the blocking pop.
+                "hosts": [
+                    {
+                        "address": REDIS_URL,
+                        "max_connections": int(os.environ.get("REDIS_MAX_CONNECTIONS", "2000")),
+                        "socket_timeout": 15,
+                    }
+                ],
                 "prefix": os.environ.get("CHANNEL_LAYER_PREFIX", "creatorflow"),
                 "capacity": 1000,
                 "expiry": 30,

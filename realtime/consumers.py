@@ -171,7 +171,12 @@ class DashboardConsumer(AsyncWebsocketConsumer):
         return stamp, rendered[name]
 
     async def _send_frame(self, html: str) -> None:
-        await self.send(text_data=html)
+        try:
+            await self.send(text_data=html)
+        except Exception as error:  # noqa: BLE001 - the socket went away; its disconnect event follows
+            logger.debug("dashboard frame not sent, socket closed (%s)", type(error).__name__)
+            if self.pacer is not None:
+                self.pacer.close()
 
     async def _backlog_exceeded(self, backlog: int) -> None:
         MONITOR.backlog_exceeded(creator_id=self.creator_id, backlog=backlog)

@@ -212,3 +212,23 @@ async def test_warehouse_filter_sent_over_the_socket_narrows_the_pushed_table(cr
         assert "Main shelf" not in latest(frames, "inventory-table")
     finally:
         await communicator.disconnect()
+
+
+@pytest.mark.redis
+async def test_an_idle_socket_on_redis_still_receives_pushes(creator, shop, make_product, place_order):
+    # channels_redis waits for messages in 5 s blocking pops; the Redis client's read timeout
+    # must outlast them, or a quiet dashboard loses its socket after 5 s.
+    product = await database_sync_to_async(make_product)(creator, stock=5)
+    communicator, _ = await websocket_open(creator)
+    try:
+        await receive_snapshot(communicator)
+        assert await communicator.receive_nothing(timeout=7, interval=0.5)
+
+        order = await database_sync_to_async(place_order)(shop, product)
+
+        await receive_until(
+            communicator,
+            lambda frames: any(order.external_id in frame for frame in frames if fragment_id(frame) == "recent-orders"),
+        )
+    finally:
+        await communicator.disconnect()
