@@ -2,7 +2,6 @@
 duplicates, and conservation of stock and metrics after a mixed random run.
 """
 
-import json
 import random
 import threading
 import time
@@ -285,7 +284,7 @@ def test_stock_equals_its_ledger_and_metrics_equal_a_resync_after_a_mixed_run(lo
     shop = load_shop
     products = [make_product(shop.creator, stock=60, reorder_point=15, external_id=f"MIX-P{n}") for n in range(6)]
 
-    done = _mixed_run(shop, products, seed=7, steps=250, client=Client())
+    done = _mixed_run(shop, products, seed=7, steps=200, client=Client())
 
     mismatches = stock_ledger_mismatches()
     drift = metrics_resync(creator_id=shop.creator_id)
@@ -304,7 +303,7 @@ def test_conservation_holds_with_four_concurrent_streams_on_shared_products(load
 
     def stream(seed):
         try:
-            return _mixed_run(shop, products, seed=seed, steps=60, client=Client())
+            return _mixed_run(shop, products, seed=seed, steps=50, client=Client())
         finally:
             connections.close_all()
 

@@ -24,7 +24,7 @@ from django.urls import URLPattern, URLResolver, get_resolver, resolve, reverse
 from django.utils import timezone
 
 from creatorflow.asgi import application
-from inventory.models import InventoryAlert, Product, Stock, Warehouse
+from inventory.models import InventoryAlert, Product, Warehouse
 from inventory.services import alerts_evaluate
 from orders.models import Order, ShopConnection, SyncOperation, WebhookEvent
 from orders.services import OrderEvent, OrderLine, order_apply_event
@@ -133,6 +133,7 @@ MATRIX = {
     "api orders": Row("/api/orders/", _each(200, anonymous=401), a_sees_own_data=True),
     "api alerts": Row("/api/alerts/", _each(200, anonymous=401), a_sees_own_data=True),
     "healthz": Row("/healthz", _each(200)),
+    "system monitor (staff)": Row("/system/", _each(("redirect", ADMIN_LOGIN), staff=200)),
     "acknowledge A's alert": Row(
         lambda w: f"/alerts/{w.alert_a.pk}/acknowledge/",
         _each(404, anonymous=REDIRECT_TO_LOGIN, creator_a=("redirect", "/")), method="post",
