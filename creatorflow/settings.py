@@ -184,9 +184,10 @@ CREATORFLOW = {
     "RESERVATION_TTL_HOURS": 24,
     "EXPIRE_IN_PROCESS": _env_bool("CREATORFLOW_EXPIRE_IN_PROCESS", not DATABASE_URL),
     "PUSH_INTERVAL_SECONDS": float(os.environ.get("CREATORFLOW_PUSH_INTERVAL", "0.1")),
-    # 0: metrics and pushes once per transaction, right after commit. Above 0 (production under
-    # flash-sale load): at most once per creator per that many seconds, from a background thread.
-    "PUBLISH_COALESCE_SECONDS": float(os.environ.get("CREATORFLOW_PUBLISH_COALESCE", "0")),
+    # Metrics and pushes for a creator at most once per this many seconds, from a background
+    # thread, so a webhook is acknowledged without waiting for dashboards (a flash sale commits
+    # many orders a second for one creator). 0: once per transaction, right after commit.
+    "PUBLISH_COALESCE_SECONDS": float(os.environ.get("CREATORFLOW_PUBLISH_COALESCE", "0.1")),
 }
 
 LOG_LEVEL = os.environ.get("LOG_LEVEL", "INFO")

@@ -5,4 +5,6 @@ from creatorflow.settings import CREATORFLOW
 
 # A timer releasing reservations from another thread would race tests that expire them on purpose.
 CREATORFLOW = {**CREATORFLOW, "EXPIRE_IN_PROCESS": False}
+# Tests assert on the once-per-transaction publish itself; tests of coalescing turn it on.
+CREATORFLOW["PUBLISH_COALESCE_SECONDS"] = 0
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
