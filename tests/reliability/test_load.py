@@ -35,9 +35,8 @@ from .conftest import (
     stock_ledger_mismatches,
     tiktok_document,
 )
-from .test_faults import deliver
+from .test_faults import SECRET, assert_log_keeps_secrets, deliver
 
-SECRET = "load-secret-6a0e"
 
 
 @pytest.fixture
@@ -116,6 +115,7 @@ def test_hot_sku_64_buyers_2000_orders_1000_units_never_oversells(load_shop, mak
     assert not WebhookEvent.objects.exclude(status="processed").exists()
     assert InventoryAlert.objects.filter(product=product, type="insufficient_stock").exists()
     assert "deadlock" not in logs.lower() and "Traceback" not in logs, logs[-3000:]
+    assert_log_keeps_secrets(logs)
     assert not stock_ledger_mismatches()
 
 
