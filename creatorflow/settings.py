@@ -184,10 +184,10 @@ CREATORFLOW = {
     "RESERVATION_TTL_HOURS": 24,
     "EXPIRE_IN_PROCESS": _env_bool("CREATORFLOW_EXPIRE_IN_PROCESS", not DATABASE_URL),
     "PUSH_INTERVAL_SECONDS": float(os.environ.get("CREATORFLOW_PUSH_INTERVAL", "0.1")),
-    # Metrics and pushes for a creator at most once per this many seconds, from a background
-    # thread, so a webhook is acknowledged without waiting for dashboards (a flash sale commits
-    # many orders a second for one creator). 0: once per transaction, right after commit.
-    "PUBLISH_COALESCE_SECONDS": float(os.environ.get("CREATORFLOW_PUBLISH_COALESCE", "0.1")),
+    # 0 (default): metrics and pushes once per transaction, right after commit. Above 0: at most
+    # once per creator per that many seconds, from one background thread per process — for one
+    # creator's flash sale; with many busy creators that one thread falls behind (bench/README.md).
+    "PUBLISH_COALESCE_SECONDS": float(os.environ.get("CREATORFLOW_PUBLISH_COALESCE", "0")),
 }
 
 LOG_LEVEL = os.environ.get("LOG_LEVEL", "INFO")
