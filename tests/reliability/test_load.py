@@ -56,8 +56,8 @@ def test_hot_sku_64_buyers_2000_orders_1000_units_never_oversells(load_shop, mak
     """Two server processes, 64 buyers at once: exactly 1,000 reserved, 1,000 flagged, available never below 0."""
     shop = load_shop
     product = make_product(shop.creator, stock=UNITS, reorder_point=0, external_id="HOT")
-    # The servers run the production settings (metric recomputation and pushes coalesced per
-    # creator), not the test suite's once-per-transaction publishing; no expiry timer.
+    # The servers run the production settings as deployed (publishing as configured by the
+    # environment), not the test suite's; only the expiry timer is off.
     production = {"DJANGO_SETTINGS_MODULE": "creatorflow.settings", "CREATORFLOW_EXPIRE_IN_PROCESS": "0"}
     servers = [DaphneServer(name=f"hot-sku-{n}", extra_env=production).start() for n in range(2)]
     lowest = {"available": UNITS, "samples": 0}
