@@ -40,7 +40,16 @@ def _health_changed(sender, instance: SystemHealth, **kwargs) -> None:
     if instance.creator_id is not None:
         services.changes_mark(instance.creator_id, services.SYSTEM)
         return
-    # A process-wide record (database, channel layer) concerns every creator.
+    # A process-wide record (database, channel layer, a server's monitor) concerns every creator,
+    # but only when it changes that component's status: the monitor reports every 30 s.
+    previous = (
+        SystemHealth.objects.filter(component=instance.component, creator__isnull=True, pk__lt=instance.pk)
+        .order_by("-pk")
+        .values_list("status", flat=True)
+        .first()
+    )
+    if kwargs.get("created") and previous == instance.status:
+        return
     for creator_id in get_user_model().objects.values_list("pk", flat=True):
         services.changes_mark(creator_id, services.SYSTEM)
 

@@ -103,3 +103,14 @@ def test_system_page_is_for_staff_and_lists_reporting_processes(client, creator,
     assert page.status_code == 200
     assert b"Realtime servers" in page.content
     assert MONITOR.component.removeprefix("realtime@").encode() in page.content
+
+
+@pytest.mark.django_db
+def test_a_steady_process_report_does_not_refresh_every_dashboard(creator, django_capture_on_commit_callbacks):
+    monitor = RealtimeMonitor()
+    with django_capture_on_commit_callbacks() as first:
+        monitor.report()
+    with django_capture_on_commit_callbacks() as second:
+        monitor.report()  # same status as the last report: nothing for dashboards to show
+    assert len(first) >= 1
+    assert second == []
