@@ -97,7 +97,7 @@ if DATABASE_URL:
         DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
             "min_size": int(os.environ.get("DATABASE_POOL_MIN", "2")),
             "max_size": int(os.environ.get("DATABASE_POOL_MAX", "20")),
-            "timeout": float(os.environ.get("DATABASE_POOL_TIMEOUT", "10")),
+            "timeout": float(os.environ.get("DATABASE_POOL_TIMEOUT", "3")),
         }
 else:
     DATABASES = {
