@@ -3,23 +3,13 @@
 from django.contrib import admin, messages
 from django.db.models import Sum
 
+from creatorflow.admin_base import ViewOnlyAdmin, ViewOnlyInline
+
 from . import services
 from .models import InventoryAlert, Product, Reservation, Stock, StockMovement, Warehouse
 
 
-class ReadOnlyInline(admin.TabularInline):
-    extra = 0
-    can_delete = False
-    show_change_link = False
-
-    def has_add_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
-
-
-class StockInline(ReadOnlyInline):
+class StockInline(ViewOnlyInline):
     model = Stock
     fields = ["warehouse", "on_hand", "reserved", "available", "updated_at"]
     readonly_fields = fields
@@ -56,7 +46,7 @@ class ProductAdmin(admin.ModelAdmin):
         )
 
 
-class MovementInline(ReadOnlyInline):
+class MovementInline(ViewOnlyInline):
     model = StockMovement
     fields = ["created_at", "reason", "on_hand_delta", "reserved_delta", "reference"]
     readonly_fields = fields
@@ -89,20 +79,11 @@ class WarehouseAdmin(admin.ModelAdmin):
 
 
 @admin.register(Reservation)
-class ReservationAdmin(admin.ModelAdmin):
+class ReservationAdmin(ViewOnlyAdmin):
     list_display = ["pk", "order_item", "stock", "quantity", "status", "expires_at", "created_at"]
     list_filter = ["status"]
     search_fields = ["order_item__order__external_id", "stock__product__name"]
     readonly_fields = ["order_item", "stock", "quantity", "status", "expires_at", "created_at", "updated_at"]
-
-    def has_add_permission(self, request) -> bool:
-        return False
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_delete_permission(self, request, obj=None) -> bool:
-        return False
 
 
 @admin.register(InventoryAlert)

@@ -8,6 +8,7 @@ from django import forms
 from django.contrib import admin, messages
 from django.utils.html import format_html, format_html_join
 
+from creatorflow.admin_base import ViewOnlyAdmin, ViewOnlyInline
 from inventory.models import Reservation
 
 from . import webhooks
@@ -93,18 +94,10 @@ class ShopConnectionAdmin(admin.ModelAdmin):
     list_filter = ["creator"]
 
 
-class OrderItemInline(admin.TabularInline):
+class OrderItemInline(ViewOnlyInline):
     model = OrderItem
-    extra = 0
-    can_delete = False
     fields = ["product", "quantity", "unit_price", "reservations_held"]
     readonly_fields = fields
-
-    def has_add_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
 
     @admin.display(description="reservations")
     def reservations_held(self, item: OrderItem) -> str:
@@ -125,7 +118,7 @@ class OrderItemInline(admin.TabularInline):
 
 
 @admin.register(Order)
-class OrderAdmin(admin.ModelAdmin):
+class OrderAdmin(ViewOnlyAdmin):
     list_display = ["external_id", "creator", "status", "total_amount", "currency", "flag_list", "placed_at"]
     list_filter = ["status", "creator"]
     search_fields = ["external_id"]
@@ -142,15 +135,6 @@ class OrderAdmin(admin.ModelAdmin):
     @admin.display(description="flags")
     def flag_list(self, order: Order) -> str:
         return ", ".join(order.flags) or "—"
-
-    def has_add_permission(self, request) -> bool:
-        return False
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_delete_permission(self, request, obj=None) -> bool:
-        return False
 
 
 @admin.register(SyncOperation)
