@@ -105,7 +105,8 @@ def seed(args) -> list[dict]:
     from django.contrib.sessions.backends.db import SessionStore  # noqa: PLC0415
     from django.core.management import call_command  # noqa: PLC0415
 
-    from inventory.services import product_upsert, stock_restock  # noqa: PLC0415
+    from inventory.services.catalogue import product_upsert
+    from inventory.services.stock import stock_restock  # noqa: PLC0415
     from orders.models import ShopConnection  # noqa: PLC0415
 
     call_command("migrate", verbosity=0)

@@ -87,7 +87,8 @@ from decimal import Decimal
 import django
 django.setup()
 from django.db import connection
-from inventory.services import product_upsert, stock_restock
+from inventory.services.catalogue import product_upsert
+from inventory.services.stock import stock_restock
 from orders.models import ShopConnection
 from realtime.services import metrics_recompute, metrics_resync
 from django.contrib.auth import get_user_model

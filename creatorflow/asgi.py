@@ -17,7 +17,7 @@ from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E40
 
 from django.conf import settings  # noqa: E402
 
-from orders.expiry import expiry_timer_start  # noqa: E402
+from orders.runtime import expiry_timer_start  # noqa: E402
 from realtime.routing import websocket_urlpatterns  # noqa: E402
 
 application = ProtocolTypeRouter(

@@ -1,28 +1,127 @@
 """Small database helpers shared by the apps."""
 
-from django.db import connection, models
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from contextlib import nullcontext
+from typing import TypeVar
+
+from django.db import IntegrityError, connection, models, transaction
+from django.db.models import Q
+
+M = TypeVar("M", bound=models.Model)
 
 
 def upsert_increment(model: type[models.Model], *, keys: dict, increments: dict) -> None:
-    """Add ``increments`` to the row identified by ``keys``, creating it when missing.
+    """Add ``increments`` to the row identified by ``keys``, creating it when missing."""
+    upsert_increments(
+        model, key_fields=tuple(keys), increment_fields=tuple(increments), rows=[(tuple(keys.values()), tuple(increments.values()))]
+    )
 
-    One ``INSERT ... ON CONFLICT DO UPDATE`` statement (PostgreSQL and SQLite speak the same
-    dialect here), so concurrent writers never race between a read and a write.
+
+def upsert_increments(
+    model: type[models.Model],
+    *,
+    key_fields: Sequence[str],
+    increment_fields: Sequence[str],
+    rows: Sequence[tuple[Sequence, Sequence]],
+) -> None:
+    """Add each row's increments to the row with its keys, creating the ones that are missing.
+
+    One ``INSERT ... ON CONFLICT DO UPDATE`` statement for all the rows (PostgreSQL and SQLite
+    speak the same dialect here), so concurrent writers never race between a read and a write.
+    Keys must be distinct; rows go in the order given, so writers that sort their keys the same
+    way take the rows' locks in the same order.
     """
+    if not rows:
+        return
     meta = model._meta
     quote = connection.ops.quote_name
-    fields = {name: meta.get_field(name) for name in [*keys, *increments]}
-    columns = [fields[name].column for name in fields]
-    values = [fields[name].get_db_prep_value(value, connection) for name, value in {**keys, **increments}.items()]
+    fields = [meta.get_field(name) for name in (*key_fields, *increment_fields)]
     table = quote(meta.db_table)
+    columns = ", ".join(quote(field.column) for field in fields)
+    placeholders = ", ".join(["(" + ", ".join(["%s"] * len(fields)) + ")"] * len(rows))
+    values = [
+        field.get_db_prep_value(value, connection)
+        for keys, increments in rows
+        for field, value in zip(fields, (*keys, *increments), strict=True)
+    ]
     assignments = ", ".join(
-        f"{quote(fields[name].column)} = {table}.{quote(fields[name].column)} + EXCLUDED.{quote(fields[name].column)}"
-        for name in increments
+        f"{quote(field.column)} = {table}.{quote(field.column)} + EXCLUDED.{quote(field.column)}"
+        for field in fields[len(key_fields):]
     )
+    conflict = ", ".join(quote(field.column) for field in fields[: len(key_fields)])
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {table} ({columns}) VALUES {placeholders} ON CONFLICT ({conflict}) DO UPDATE SET {assignments}",
+            values,
+        )
+
+
+def create_or_fetch(model: type[M], *, values: dict, fetch: dict) -> tuple[M, bool]:
+    """Insert a row, or fetch the one a concurrent writer created first; return (row, created).
+
+    Insert first, for rows that are nearly always new (an inbox delivery, an alert): one
+    statement in the common case. A unique index decides between simultaneous writers; the
+    loser fetches the winner's row with ``fetch``. Inside a transaction the insert runs in a
+    savepoint, so losing does not break the caller's transaction. Where the row usually exists
+    already, Django's ``get_or_create`` (read first, the same race handling) is the better fit.
+    """
+    try:
+        with transaction.atomic() if connection.in_atomic_block else nullcontext():
+            return model._default_manager.create(**values), True
+    except IntegrityError:
+        existing = model._default_manager.filter(**fetch).first()
+        if existing is None:
+            raise
+        return existing, False
+
+
+
+def creator_keys_condition(keys: Iterable[tuple[int, str]], *, field: str = "external_id") -> Q | None:
+    """A filter for rows named by (creator id, key) pairs: one IN list per creator, or None for no pairs."""
+    wanted: dict[int, set[str]] = defaultdict(set)
+    for creator_id, key in keys:
+        wanted[creator_id].add(key)
+    condition = None
+    for creator_id, values in sorted(wanted.items()):
+        part = Q(creator_id=creator_id, **{f"{field}__in": sorted(values)})
+        condition = part if condition is None else condition | part
+    return condition
+
+
+def insert_missing(model: type[M], rows: Sequence[M], *, unique_fields: Sequence[str]) -> list[M]:
+    """Insert ``rows``, passing over any whose unique key another writer holds; return the inserted ones.
+
+    One ``INSERT ... ON CONFLICT DO NOTHING RETURNING`` statement. The inserted rows get their
+    primary keys and stay locked by this transaction; a row whose key is taken (committed, or
+    being inserted by a concurrent transaction, which this statement waits for) is left out, for
+    the caller to read and lock instead. Rows are inserted in the order given: writers that sort
+    them the same way cannot deadlock on each other's new keys.
+    """
+    if not rows:
+        return []
+    meta = model._meta
+    quote = connection.ops.quote_name
+    fields = [field for field in meta.concrete_fields if not field.primary_key and not field.generated]
+    keys = [meta.get_field(name) for name in unique_fields]
+    placeholders = ", ".join(["(" + ", ".join(["%s"] * len(fields)) + ")"] * len(rows))
+    values = [
+        field.get_db_prep_save(field.pre_save(row, add=True), connection) for row in rows for field in fields
+    ]
+    returning = ", ".join(quote(field.column) for field in (meta.pk, *keys))
     sql = (
-        f"INSERT INTO {table} ({', '.join(quote(c) for c in columns)}) "
-        f"VALUES ({', '.join(['%s'] * len(columns))}) "
-        f"ON CONFLICT ({', '.join(quote(fields[name].column) for name in keys)}) DO UPDATE SET {assignments}"
+        f"INSERT INTO {quote(meta.db_table)} ({', '.join(quote(field.column) for field in fields)}) "
+        f"VALUES {placeholders} ON CONFLICT ({', '.join(quote(key.column) for key in keys)}) DO NOTHING "
+        f"RETURNING {returning}"
     )
     with connection.cursor() as cursor:
         cursor.execute(sql, values)
+        inserted = {tuple(row[1:]): row[0] for row in cursor.fetchall()}
+    done = []
+    for row in rows:
+        key = tuple(key_field.get_db_prep_value(getattr(row, key_field.attname), connection) for key_field in keys)
+        if key in inserted:
+            row.pk = inserted[key]
+            row._state.adding, row._state.db = False, connection.alias
+            done.append(row)
+    return done

@@ -50,10 +50,12 @@ INSTALLED_APPS = [
     "channels",
     "django_htmx",
     "template_partials",
+    "creatorflow",
     "accounts",
     "inventory",
     "orders",
     "realtime",
+    "demo",
 ]
 
 MIDDLEWARE = [
@@ -176,14 +178,18 @@ X_FRAME_OPTIONS = "DENY"
 
 # Webhook bodies are read raw; TikTok's deliveries are far smaller than this.
 WEBHOOK_MAX_BODY_BYTES = 1024 * 1024
-# Deliveries one server process applies at once (see orders.webhooks._processing_slot).
-WEBHOOK_PROCESSING_CONCURRENCY = int(os.environ.get("WEBHOOK_PROCESSING_CONCURRENCY", "1"))
 DATA_UPLOAD_MAX_MEMORY_SIZE = WEBHOOK_MAX_BODY_BYTES + 1024
 
 CREATORFLOW = {
     "RESERVATION_TTL_HOURS": 24,
     "EXPIRE_IN_PROCESS": _env_bool("CREATORFLOW_EXPIRE_IN_PROCESS", not DATABASE_URL),
     "PUSH_INTERVAL_SECONDS": float(os.environ.get("CREATORFLOW_PUSH_INTERVAL", "0.1")),
+    # The inbox applier (orders.runtime.Applier): events per batch, how long a stored event may
+    # wait before any server's applier takes it as left behind by a dead process (0: never), and
+    # how long a delivery waits for its batch before it is answered "queued".
+    "INBOX_BATCH_MAX": int(os.environ.get("CREATORFLOW_INBOX_BATCH_MAX", "200")),
+    "INBOX_ORPHAN_SECONDS": float(os.environ.get("CREATORFLOW_INBOX_ORPHAN_SECONDS", "10")),
+    "INBOX_ANSWER_WITHIN_SECONDS": float(os.environ.get("CREATORFLOW_INBOX_ANSWER_WITHIN", "2")),
     # 0 (default): metrics and pushes once per transaction, right after commit. Above 0: at most
     # once per creator per that many seconds, from one background thread per process — for one
     # creator's flash sale; with many busy creators that one thread falls behind (bench/README.md).

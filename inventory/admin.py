@@ -5,7 +5,8 @@ from django.db.models import Sum
 
 from creatorflow.admin_base import ViewOnlyAdmin, ViewOnlyInline
 
-from . import services
+from .services import alerts as alert_services
+from .services import catalogue
 from .models import InventoryAlert, Product, Reservation, Stock, StockMovement, Warehouse
 
 
@@ -36,7 +37,7 @@ class ProductAdmin(admin.ModelAdmin):
 
     def save_model(self, request, obj, form, change):
         # Through the service, so a new reorder point re-evaluates the product's alerts.
-        services.product_upsert(
+        catalogue.product_upsert(
             creator_id=obj.creator_id,
             external_id=obj.external_id,
             name=obj.name,
@@ -110,12 +111,12 @@ class InventoryAlertAdmin(admin.ModelAdmin):
     def acknowledge(self, request, queryset):
         alerts = list(queryset.filter(status=InventoryAlert.Status.ACTIVE))
         for alert in alerts:
-            services.alert_acknowledge(alert=alert, by=request.user)
+            alert_services.alert_acknowledge(alert=alert, by=request.user)
         self.message_user(request, f"Acknowledged {len(alerts)} alert(s).", messages.SUCCESS)
 
     @admin.action(description="Resolve selected alerts")
     def resolve(self, request, queryset):
         alerts = list(queryset.exclude(status=InventoryAlert.Status.RESOLVED))
         for alert in alerts:
-            services.alert_resolve(alert=alert)
+            alert_services.alert_resolve(alert=alert)
         self.message_user(request, f"Resolved {len(alerts)} alert(s).", messages.SUCCESS)

@@ -10,31 +10,28 @@ from decimal import Decimal
 
 from django.db.models import Case, IntegerField, Q, Sum, Value, When
 
+from .levels import Level, stock_level, stockout_eta_hours
 from .models import InventoryAlert, Product, Stock, Warehouse
-from .services import stockout_eta_hours
 
 INVENTORY_ROWS_LIMIT = 200
 ALERTS_OPEN_LIMIT = 50
 
 
 class StockLevel:
-    """The badge of an inventory row: the same thresholds as the alert engine."""
+    """The badge of an inventory row, from the stock level the alert engine uses too."""
 
     IN_STOCK = "in_stock"
     LOW = "low"
     OUT = "out"
 
+    OF_LEVEL = {Level.OUT: OUT, Level.CRITICAL: LOW, Level.LOW: LOW, Level.IN_STOCK: IN_STOCK}
     LABELS = {IN_STOCK: "In stock", LOW: "Low", OUT: "Out"}
     URGENCY = {OUT: 0, LOW: 1, IN_STOCK: 2}
 
 
-def stock_level(*, available: int, reorder_point: int) -> str:
-    """Classify available units against the reorder point."""
-    if available <= 0:
-        return StockLevel.OUT
-    if available <= reorder_point:
-        return StockLevel.LOW
-    return StockLevel.IN_STOCK
+def stock_badge(*, available: int, reorder_point: int) -> str:
+    """Name the badge of a product with ``available`` units in all: out, low or in stock."""
+    return StockLevel.OF_LEVEL[stock_level(available=available, reorder_point=reorder_point)]
 
 
 @dataclass(frozen=True)
@@ -118,7 +115,7 @@ def inventory_rows(
                 stockout_eta_hours=stockout_eta_hours(
                     available=total_available, velocity_per_hour=product.velocity_per_hour
                 ),
-                level=stock_level(available=total_available, reorder_point=product.reorder_point),
+                level=stock_badge(available=total_available, reorder_point=product.reorder_point),
             )
         )
     rows.sort(
@@ -142,6 +139,16 @@ _SEVERITY_ORDER = Case(
     output_field=IntegerField(),
 )
 URGENT_SEVERITIES = (InventoryAlert.Severity.CRITICAL, InventoryAlert.Severity.EMERGENCY)
+
+
+def products_available(*, creator_id: int, product_ids: Sequence[int]) -> dict[int, int]:
+    """Return the total available units (every warehouse) of the creator's given products."""
+    return dict(
+        Stock.objects.filter(product__creator_id=creator_id, product_id__in=list(product_ids))
+        .values_list("product_id")
+        .annotate(total=Sum("available"))
+        .values_list("product_id", "total")
+    )
 
 
 def alerts_open(*, creator_id: int, limit: int = ALERTS_OPEN_LIMIT) -> list[InventoryAlert]:

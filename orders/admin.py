@@ -11,7 +11,7 @@ from django.utils.html import format_html, format_html_join
 from creatorflow.admin_base import ViewOnlyAdmin, ViewOnlyInline
 from inventory.models import Reservation
 
-from . import webhooks
+from . import inbox
 from .models import Order, OrderItem, ShopConnection, SyncOperation, WebhookEvent
 
 
@@ -47,7 +47,7 @@ class WebhookEventAdmin(admin.ModelAdmin):
 
     @admin.action(description="Replay selected events (each is applied at most once)")
     def replay(self, request, queryset):
-        report = webhooks.webhooks_replay(event_ids=list(queryset.values_list("pk", flat=True)))
+        report = inbox.webhooks_replay(event_ids=list(queryset.values_list("pk", flat=True)))
         level = messages.WARNING if report.failed else messages.SUCCESS
         self.message_user(
             request,

@@ -1,4 +1,4 @@
-"""Shop connections, orders, the webhook inbox and sync operations."""
+"""Shop connections, orders, their rollups, the webhook inbox and sync operations."""
 
 from django.conf import settings
 from django.db import models
@@ -133,6 +133,8 @@ class SyncOperation(models.Model):
         FAILED = "failed"
         RETRYING = "retrying"
 
+    ACTIVE_STATUSES = (Status.PENDING, Status.RUNNING, Status.RETRYING)
+
     creator = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="sync_operations")
     shop = models.ForeignKey(ShopConnection, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
     type = models.CharField(max_length=24, choices=Type.choices)
@@ -166,3 +168,61 @@ class SyncOperation(models.Model):
         if not self.entity_count:
             return None
         return min(100, round(100 * self.processed_count / self.entity_count))
+
+
+class OrderTotals(models.Model):
+    """Per-creator running totals of orders, kept in the same transaction as the orders."""
+
+    creator = models.OneToOneField(
+        settings.AUTH_USER_MODEL, primary_key=True, on_delete=models.CASCADE, related_name="order_totals"
+    )
+    orders_count = models.BigIntegerField(default=0)
+    completed_revenue = models.DecimalField(max_digits=16, decimal_places=2, default=0)
+    short_count = models.BigIntegerField(default=0, help_text="Orders flagged insufficient_stock and not cancelled.")
+    short_units = models.BigIntegerField(default=0, help_text="Units on the lines of those orders.")
+
+
+class OrderStatsBucket(models.Model):
+    """Orders placed and shipped per quarter hour (UTC).
+
+    Every time zone's midnight falls on a quarter hour, so "today" in any creator's time zone,
+    the last 7 days and the orders-per-hour chart are sums over at most a few hundred rows,
+    however long the creator's history is.
+    """
+
+    creator = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    start = models.DateTimeField()
+    placed_count = models.IntegerField(default=0)
+    shipped_count = models.IntegerField(default=0)
+    processing_seconds = models.BigIntegerField(default=0, help_text="Σ placement → first shipment.")
+    paid_amount = models.DecimalField(
+        max_digits=16, decimal_places=2, default=0, help_text="Σ totals of paid, not cancelled orders placed here."
+    )
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["creator", "start"], name="order_bucket_unique")]
+
+
+class OrderMinute(models.Model):
+    """Orders placed per minute (not cancelled): what a LIVE session and its per-minute chart add up."""
+
+    creator = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    minute = models.DateTimeField()
+    orders = models.IntegerField(default=0)
+    units = models.IntegerField(default=0)
+    paid_amount = models.DecimalField(max_digits=16, decimal_places=2, default=0)
+    short_orders = models.IntegerField(default=0)
+    short_units = models.IntegerField(default=0)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["creator", "minute"], name="order_minute_unique")]
+
+
+class ProductShortage(models.Model):
+    """Per product: orders flagged insufficient_stock (not cancelled) with a line of it, and their units."""
+
+    product = models.OneToOneField(
+        "inventory.Product", primary_key=True, on_delete=models.CASCADE, related_name="shortage"
+    )
+    orders = models.IntegerField(default=0)
+    units = models.IntegerField(default=0)

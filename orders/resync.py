@@ -7,18 +7,22 @@ dashboard shows live (processed count and estimated completion).
 
 import logging
 import time
-from collections import defaultdict
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from datetime import datetime
 
 from django.db import transaction
 from django.utils import timezone
 
-from inventory.services import StockError, product_upsert, stock_set_on_hand, warehouse_get_or_create
+from creatorflow.changes import SYNC, changes_mark
+from inventory.services.catalogue import product_upsert, warehouse_get_or_create
+from inventory.services.errors import StockError
+from inventory.services.stock import stock_set_on_hand
 
+from .events import OrderError
 from .models import ShopConnection, SyncOperation
-from .services import OrderError, order_apply_event
-from .tiktok import TikTokAuthError, TikTokClient, TikTokError, order_event_from_api
+from .payloads import order_event_from_api, product_from_api
+from .services import order_apply_event
+from .tiktok import Page, TikTokAuthError, TikTokClient, TikTokError
 
 logger = logging.getLogger("creatorflow.resync")
 PAGE_SIZE = 50
@@ -27,25 +31,6 @@ Progress = Callable[[int, int], None]
 
 class ResyncError(Exception):
     """The resync stopped; the SyncOperation says why."""
-
-
-def _product_fields(product: Mapping) -> tuple[str, dict, dict[str, int]]:
-    """Return (TikTok id, catalogue fields, on-hand units per TikTok warehouse id) of one product."""
-    product_id = product.get("id")
-    if not isinstance(product_id, str) or not product_id:
-        raise OrderError("TikTok product has no id.")
-    skus = [sku for sku in product.get("skus") or [] if isinstance(sku, Mapping)]
-    units: dict[str, int] = defaultdict(int)
-    for sku in skus:
-        for row in sku.get("inventory") or []:
-            quantity = row.get("quantity") if isinstance(row, Mapping) else None
-            if isinstance(quantity, bool) or not isinstance(quantity, int) or quantity < 0:
-                raise OrderError(f"TikTok product {product_id}: inventory quantity must be a whole number ≥ 0.")
-            units[str(row.get("warehouse_id") or "")] += quantity
-    fields = {"name": str(product.get("title") or "")[:255] or None}
-    if skus and skus[0].get("seller_sku"):
-        fields["sku"] = str(skus[0]["seller_sku"])[:100]
-    return product_id, fields, dict(units)
 
 
 class _Run:
@@ -57,6 +42,7 @@ class _Run:
 
     def save(self, *fields: str) -> None:
         self.operation.save(update_fields=[*fields, "updated_at"])
+        changes_mark(self.operation.creator_id, SYNC, ids=[self.operation.pk])
 
     def counted(self, total: int | None) -> None:
         if total is not None:
@@ -84,24 +70,19 @@ class _Run:
         self.save("status", "last_error")
 
 
-def _pages(search, run: _Run, since: datetime | None):
-    token, first = "", True
-    while True:
-        page = search(page_token=token, page_size=PAGE_SIZE, since=since)
-        if first:
+def _counted(pages: Iterator[Page], run: _Run) -> Iterator[list[dict]]:
+    """Yield each page's items, counting the total the first page announces."""
+    for number, page in enumerate(pages):
+        if number == 0:
             run.counted(page.total_count)
-            first = False
         yield page.items
-        if not page.next_page_token or page.next_page_token == token:
-            return
-        token = page.next_page_token
 
 
 def _apply_product(shop: ShopConnection, product: Mapping) -> None:
-    product_id, fields, units = _product_fields(product)
+    listing = product_from_api(product)
     with transaction.atomic():
-        item, _ = product_upsert(creator_id=shop.creator_id, external_id=product_id, **fields)
-        for warehouse_id, quantity in units.items():
+        item, _ = product_upsert(creator_id=shop.creator_id, external_id=listing.product_id, **listing.fields)
+        for warehouse_id, quantity in listing.units_by_warehouse.items():
             warehouse = warehouse_get_or_create(creator_id=shop.creator_id, external_id=warehouse_id) if warehouse_id else None
             stock_set_on_hand(product=item, quantity=quantity, warehouse=warehouse, reference="tiktok resync")
 
@@ -127,6 +108,7 @@ def tiktok_resync(
         status=SyncOperation.Status.RUNNING,
         started_at=timezone.now(),
     )
+    changes_mark(shop.creator_id, SYNC, ids=[operation.pk])
     run = _Run(operation, progress)
 
     def backoff_sleep(seconds: float) -> None:
@@ -135,7 +117,7 @@ def tiktok_resync(
 
     client = client or TikTokClient.for_shop(shop, sleep=backoff_sleep)
     try:
-        for items in _pages(client.products_search, run, since):
+        for items in _counted(client.products_pages(since=since, page_size=PAGE_SIZE), run):
             errors = []
             for product in items:
                 try:
@@ -143,7 +125,7 @@ def tiktok_resync(
                 except (OrderError, StockError) as error:
                     errors.append(f"product {product.get('id')!r}: {error}")
             run.done(len(items) - len(errors), errors)
-        for items in _pages(client.orders_search, run, since):
+        for items in _counted(client.orders_pages(since=since, page_size=PAGE_SIZE), run):
             errors = []
             for order in items:
                 try:

@@ -5,23 +5,10 @@ Nothing here writes. Every function takes the creator's id and returns only that
 
 from django.db.models import Case, IntegerField, Prefetch, Value, When
 
-from .models import Order, OrderItem, OrderStatus, SyncOperation
+from .models import Order, OrderItem, SyncOperation
 
 RECENT_ORDERS_LIMIT = 15
 SYNC_OPERATIONS_LIMIT = 6
-ACTIVE_SYNC_STATUSES = (SyncOperation.Status.PENDING, SyncOperation.Status.RUNNING, SyncOperation.Status.RETRYING)
-
-
-def order_status_parse(value: str | None) -> str | None:
-    """Return the canonical order status for a filter value, None for "all"; raise ValueError if unknown."""
-    if value is None or value.strip() == "":
-        return None
-    status = value.strip().upper()
-    if status == "CANCEL":
-        status = OrderStatus.CANCELLED
-    if status not in OrderStatus.values:
-        raise ValueError(f"Unknown order status {value!r}; expected one of {', '.join(OrderStatus.values)}.")
-    return status
 
 
 def orders_recent(*, creator_id: int, status: str | None = None, limit: int = RECENT_ORDERS_LIMIT) -> list[Order]:
@@ -42,7 +29,7 @@ def sync_operations_recent(*, creator_id: int, limit: int = SYNC_OPERATIONS_LIMI
         SyncOperation.objects.filter(creator_id=creator_id)
         .select_related("shop")
         .order_by(
-            Case(When(status__in=ACTIVE_SYNC_STATUSES, then=Value(0)), default=Value(1), output_field=IntegerField()),
+            Case(When(status__in=SyncOperation.ACTIVE_STATUSES, then=Value(0)), default=Value(1), output_field=IntegerField()),
             "-updated_at",
             "-pk",
         )[:limit]

@@ -1,11 +1,18 @@
-"""Orders: apply TikTok order events with their stock effects, and expire unpaid holds.
+"""Orders: apply TikTok order and stock events with their stock effects, and expire unpaid holds.
 
-Status only moves forward (by TikTok's update time, then by rank). Stock effects follow
-DESIGN.md: reserve on first sight, keep the hold once paid, commit on the first shipped
-status, release on cancellation before shipping.
+Order events are applied in batches (``orders_apply``). A batch reads and locks the orders it
+names with one query, then every stock row of their products (primary-key order), decides each
+event in memory in arrival order — every order all or nothing, by the rules below — and writes
+orders, lines, reservations, ledger, sales buckets, rollups and alerts with one statement per
+kind of row, however many orders it holds. ``order_apply_event`` is a batch of one.
+
+Status only moves forward (by TikTok's update time, then by rank). Stock effects follow DESIGN.md:
+reserve on first sight, keep the hold once paid, commit on the first shipped status, release on
+cancellation before shipping.
 """
 
 import enum
+from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -15,73 +22,21 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
+from creatorflow.changes import ORDERS, changes_mark
+from creatorflow.db import insert_missing
 from inventory.models import Product, Reservation
-from inventory.services import (
-    MAX_QUANTITY,
-    InsufficientStock,
-    ReservationRequest,
-    alert_raise_insufficient_stock,
-    product_upsert,
-    reservations_set_expiry,
-    stock_commit,
-    stock_release,
-    stock_reserve,
-)
-from realtime.rollups import OrderFigures
-from realtime.services import order_stats_apply
+from inventory.services.alerts import ShortOrders, alerts_raise_insufficient_stock
+from inventory.services.catalogue import product_upsert, products_by_external_id, warehouse_get_or_create
+from inventory.services.errors import InsufficientStock, Shortage
+from inventory.services.stock import ReservationRequest, StockBook, stock_release, stock_set_on_hand
 
 from . import locks
-from .models import Order, OrderItem, OrderStatus, ShopConnection
+from .events import LINE_QUANTITY_MAX, TEXT_MAX, TOTAL_AMOUNT_MAX, UNIT_PRICE_MAX, InventoryUpdate, OrderError, OrderEvent
+from .models import Order, OrderItem, OrderStatus, ProductShortage, ShopConnection
+from .rollups import FiguresChange, OrderFigures, rollups_apply
+from .statuses import STATUS_RANK, status_is_shipped, status_normalize
 
-STATUS_RANK = {
-    OrderStatus.UNPAID: 1,
-    OrderStatus.ON_HOLD: 2,
-    OrderStatus.AWAITING_SHIPMENT: 3,
-    OrderStatus.PARTIALLY_SHIPPING: 4,
-    OrderStatus.AWAITING_COLLECTION: 5,
-    OrderStatus.IN_TRANSIT: 6,
-    OrderStatus.DELIVERED: 7,
-    OrderStatus.COMPLETED: 8,
-}
-FIRST_SHIPPED_RANK = STATUS_RANK[OrderStatus.PARTIALLY_SHIPPING]
-STATUS_ALIASES = {"CANCEL": OrderStatus.CANCELLED}
 Flag = Order.Flag
-
-
-class OrderError(ValueError):
-    """An order event that cannot be applied; nothing was written."""
-
-
-def status_normalize(value: object) -> str:
-    """Return the canonical status for a TikTok status word, or raise OrderError."""
-    if not isinstance(value, str):
-        raise OrderError(f"Order status must be a string, got {type(value).__name__}.")
-    status = STATUS_ALIASES.get(value.strip().upper(), value.strip().upper())
-    if status not in OrderStatus.values:
-        raise OrderError(f"Unknown order status {value!r}; expected one of {', '.join(OrderStatus.values)} or CANCEL.")
-    return status
-
-
-@dataclass(frozen=True)
-class OrderLine:
-    product_id: str
-    quantity: int
-    unit_price: Decimal = Decimal(0)
-    name: str = ""
-    sku: str = ""
-
-
-@dataclass(frozen=True)
-class OrderEvent:
-    """What one TikTok event says about an order."""
-
-    order_id: str
-    status: str
-    updated_at: datetime
-    placed_at: datetime | None = None
-    total_amount: Decimal | None = None
-    currency: str = ""
-    lines: Sequence[OrderLine] | None = None
 
 
 class Outcome(enum.StrEnum):
@@ -100,21 +55,18 @@ _EVENT_FIELDS = (
 
 
 def _validate(event: OrderEvent) -> None:
-    if not event.order_id or len(event.order_id) > 64:
-        raise OrderError("order_id must be a non-empty string of at most 64 characters.")
-    if event.total_amount is not None and not (Decimal(0) <= event.total_amount < Decimal("1e12")):
+    if not event.order_id or len(event.order_id) > TEXT_MAX:
+        raise OrderError(f"order_id must be a non-empty string of at most {TEXT_MAX} characters.")
+    if event.total_amount is not None and not (Decimal(0) <= event.total_amount < TOTAL_AMOUNT_MAX):
         raise OrderError(f"total_amount {event.total_amount} is out of range.")
     for line in event.lines or ():
-        if isinstance(line.quantity, bool) or not isinstance(line.quantity, int) or not 0 < line.quantity <= MAX_QUANTITY:
-            raise OrderError(f"Line {line.product_id}: quantity must be 1 to {MAX_QUANTITY:,}, got {line.quantity!r}.")
-        if not (Decimal(0) <= line.unit_price < Decimal("1e10")):
+        quantity = line.quantity
+        if isinstance(quantity, bool) or not isinstance(quantity, int) or not 0 < quantity <= LINE_QUANTITY_MAX:
+            raise OrderError(f"Line {line.product_id}: quantity must be 1 to {LINE_QUANTITY_MAX:,}, got {quantity!r}.")
+        if not (Decimal(0) <= line.unit_price < UNIT_PRICE_MAX):
             raise OrderError(f"Line {line.product_id}: price {line.unit_price} is out of range.")
-        if not line.product_id or len(line.product_id) > 64:
-            raise OrderError("Every line needs a product_id of at most 64 characters.")
-
-
-def _shipped(status: str) -> bool:
-    return STATUS_RANK.get(status, 0) >= FIRST_SHIPPED_RANK
+        if not line.product_id or len(line.product_id) > TEXT_MAX:
+            raise OrderError(f"Every line needs a product_id of at most {TEXT_MAX} characters.")
 
 
 def _flag(order: Order, flag: str, on: bool) -> None:
@@ -122,104 +74,55 @@ def _flag(order: Order, flag: str, on: bool) -> None:
     order.flags = sorted([*flags, flag]) if on else flags
 
 
-def _items_create(order: Order, lines: Sequence[OrderLine]) -> list[OrderItem]:
-    products = {
-        product.external_id: product
-        for product in Product.objects.filter(creator_id=order.creator_id, external_id__in={line.product_id for line in lines})
-    }
-    for line in lines:
-        if line.product_id not in products:
-            # Kept and flagged: the order is real even if the catalogue has not caught up yet.
-            products[line.product_id], _ = product_upsert(
-                creator_id=order.creator_id, external_id=line.product_id, name=line.name or None, sku=line.sku or None
-            )
-            _flag(order, Flag.UNKNOWN_PRODUCT, True)
-    return OrderItem.objects.bulk_create(
-        [
-            OrderItem(order=order, product=products[line.product_id], quantity=line.quantity, unit_price=line.unit_price)
-            for line in lines
-        ]
-    )
+@dataclass
+class _Entry:
+    """One order being decided in a batch: the row, its lines and holds, its figures before the batch."""
+
+    order: Order
+    created: bool
+    items: list[OrderItem]
+    holds: list[Reservation]  # active and committed
+    before: OrderFigures | None
+    fresh: bool = False  # inserted by this batch, no event applied yet
+    written: bool = False  # anything to save
+    lines_added: bool = False
+
+    def lines(self) -> list[tuple[int, int]]:
+        return [(item.product_id, item.quantity) for item in self.items]
+
+    def held(self, *statuses: str) -> list[Reservation]:
+        return [reservation for reservation in self.holds if reservation.status in statuses]
 
 
-def _reservations(order: Order, *statuses: str) -> list[Reservation]:
-    return list(Reservation.objects.filter(order_item__order=order, status__in=statuses).order_by("pk"))
+class _Batch:
+    """What one batch decides in memory before it writes anything."""
 
+    def __init__(
+        self,
+        *,
+        now: datetime,
+        book: StockBook,
+        products: dict[tuple[int, str], Product],
+        entries: dict[tuple[int, str], _Entry],
+    ) -> None:
+        self.now = now
+        self.book = book
+        self.products = products
+        self.entries = entries
+        self.short: dict[int, tuple[Shortage, str]] = {}  # product → its latest shortfall and order
 
-def _reserve(order: Order, items: Sequence[OrderItem], *, now: datetime) -> None:
-    ttl = timedelta(hours=settings.CREATORFLOW["RESERVATION_TTL_HOURS"])
-    try:
-        stock_reserve(
-            requests=[ReservationRequest(item.pk, item.product_id, item.quantity) for item in items],
-            expires_at=None if order.paid_at else now + ttl,
-            sold_at=order.placed_at,
-            reference=f"order {order.external_id}",
-        )
-    except InsufficientStock as shortage:
-        _flag(order, Flag.INSUFFICIENT_STOCK, True)
-        alert_raise_insufficient_stock(shortages=shortage.shortages, order_reference=order.external_id)
-    else:
-        _flag(order, Flag.INSUFFICIENT_STOCK, False)
-        _flag(order, Flag.RESERVATION_EXPIRED, False)
+    # --- one event -------------------------------------------------------------------------
 
-
-def _stock_effects(order: Order, items: Sequence[OrderItem] | None, *, at: datetime, now: datetime, new: bool) -> None:
-    reference = f"order {order.external_id}"
-    if order.status == OrderStatus.CANCELLED:
-        order.cancelled_at = order.cancelled_at or at
-        if order.shipped_at is None and not new:
-            active = _reservations(order, Reservation.Status.ACTIVE)
-            if active:
-                stock_release(reservations=active, reference=reference, sold_at=order.placed_at)
-        return
-    if order.status != OrderStatus.UNPAID and order.paid_at is None:
-        order.paid_at = at
-        if not new:
-            reservations_set_expiry(reservations=_reservations(order, Reservation.Status.ACTIVE), expires_at=None)
-    if _shipped(order.status):
-        if order.status == OrderStatus.COMPLETED:
-            order.completed_at = order.completed_at or at
-        if order.shipped_at is None:
-            order.shipped_at = at
-            # An order first seen already shipped holds nothing: TikTok's stock counts include it.
-            active = [] if new else _reservations(order, Reservation.Status.ACTIVE)
-            if active:
-                stock_commit(reservations=active, reference=reference)
-        return
-    if items is None:
-        items = list(order.items.all())
-    if not items:
-        return
-    held = not new and _reservations(order, Reservation.Status.ACTIVE, Reservation.Status.COMMITTED)
-    expired_unpaid = Flag.RESERVATION_EXPIRED in order.flags and order.paid_at is None
-    if not held and not expired_unpaid:
-        _reserve(order, items, now=now)
-
-
-@transaction.atomic
-def order_apply_event(*, shop: ShopConnection, event: OrderEvent, now: datetime | None = None) -> tuple[Order, Outcome]:
-    """Create or update an order from a TikTok event and apply its stock effects."""
-    _validate(event)
-    status = status_normalize(event.status)
-    now = now or timezone.now()
-    order, created = locks.order_lock_or_create(
-        creator_id=shop.creator_id,
-        external_id=event.order_id,
-        defaults={
-            "shop": shop,
-            "status": status,
-            "placed_at": event.placed_at or event.updated_at,
-            "total_amount": event.total_amount or Decimal(0),
-            "currency": event.currency,
-            "tiktok_updated_at": event.updated_at,
-        },
-    )
-    items = None
-    if created:
-        before = None
-        if event.lines:
-            items = _items_create(order, event.lines)
-    else:
+    def apply(self, shop: ShopConnection, event: OrderEvent, status: str) -> tuple[Order, Outcome]:
+        entry = self.entries[(shop.creator_id, event.order_id)]
+        if entry.fresh:
+            # The event that creates the order (its row was inserted, with this event's fields).
+            entry.fresh, entry.written = False, True
+            if event.lines:
+                self._lines_add(entry, event)
+            self._stock_effects(entry, at=event.updated_at, new=True)
+            return entry.order, Outcome.CREATED
+        order = entry.order
         if event.updated_at < order.tiktok_updated_at:
             return order, Outcome.STALE
         current = order.status
@@ -227,21 +130,239 @@ def order_apply_event(*, shop: ShopConnection, event: OrderEvent, now: datetime 
             return order, Outcome.REGRESSION
         if status != OrderStatus.CANCELLED and STATUS_RANK[status] < STATUS_RANK[current]:
             return order, Outcome.REGRESSION
-        before = OrderFigures.of(order)
         loaded = [getattr(order, field) for field in _EVENT_FIELDS]
-        if event.lines and not order.items.exists():
-            items = _items_create(order, event.lines)
+        lines_added = False
+        if event.lines and not entry.items:
+            self._lines_add(entry, event)
+            lines_added = True
         order.status = status
         order.tiktok_updated_at = event.updated_at
         if event.total_amount is not None:
             order.total_amount = event.total_amount
         order.currency = event.currency or order.currency
-    _stock_effects(order, items, at=event.updated_at, now=now, new=created)
-    if not created and items is None and loaded == [getattr(order, field) for field in _EVENT_FIELDS]:
-        return order, Outcome.UNCHANGED
-    order.save()
-    order_stats_apply(creator_id=order.creator_id, before=before, after=OrderFigures.of(order))
-    return order, Outcome.CREATED if created else Outcome.UPDATED
+        self._stock_effects(entry, at=event.updated_at, new=False)
+        if not lines_added and loaded == [getattr(order, field) for field in _EVENT_FIELDS]:
+            return order, Outcome.UNCHANGED
+        entry.written = True
+        return order, Outcome.UPDATED
+
+    def _lines_add(self, entry: _Entry, event: OrderEvent) -> None:
+        order = entry.order
+        for line in event.lines:
+            product = self.products.get((order.creator_id, line.product_id))
+            if product is None:
+                # Kept and flagged: the order is real even if the catalogue has not caught up yet.
+                product, _ = product_upsert(
+                    creator_id=order.creator_id, external_id=line.product_id, name=line.name or None, sku=line.sku or None
+                )
+                self.products[(order.creator_id, line.product_id)] = product
+                _flag(order, Flag.UNKNOWN_PRODUCT, True)
+            entry.items.append(OrderItem(order=order, product=product, quantity=line.quantity, unit_price=line.unit_price))
+        entry.lines_added = True
+
+    # --- stock effects of the order's new state ----------------------------------------------
+
+    def _stock_effects(self, entry: _Entry, *, at: datetime, new: bool) -> None:
+        order, book = entry.order, self.book
+        reference = f"order {order.external_id}"
+        if order.status == OrderStatus.CANCELLED:
+            order.cancelled_at = order.cancelled_at or at
+            if order.shipped_at is None and not new:
+                book.settle(
+                    entry.held(Reservation.Status.ACTIVE),
+                    status=Reservation.Status.RELEASED,
+                    reference=reference,
+                    sold_at=order.placed_at,
+                )
+            return
+        if order.status != OrderStatus.UNPAID and order.paid_at is None:
+            order.paid_at = at
+            if not new:
+                book.expire_at(entry.held(Reservation.Status.ACTIVE), None)
+        if status_is_shipped(order.status):
+            if order.status == OrderStatus.COMPLETED:
+                order.completed_at = order.completed_at or at
+            if order.shipped_at is None:
+                order.shipped_at = at
+                # An order first seen already shipped holds nothing: TikTok's stock counts include it.
+                if not new:
+                    book.settle(
+                        entry.held(Reservation.Status.ACTIVE),
+                        status=Reservation.Status.COMMITTED,
+                        reference=reference,
+                        sold_at=None,
+                    )
+            return
+        if not entry.items:
+            return
+        held = not new and entry.held(Reservation.Status.ACTIVE, Reservation.Status.COMMITTED)
+        expired_unpaid = Flag.RESERVATION_EXPIRED in order.flags and order.paid_at is None
+        if not held and not expired_unpaid:
+            self._reserve(entry)
+
+    def _reserve(self, entry: _Entry) -> None:
+        order = entry.order
+        ttl = timedelta(hours=settings.CREATORFLOW["RESERVATION_TTL_HOURS"])
+        names = {item.product_id: item.product.name for item in entry.items}
+        try:
+            reservations = self.book.reserve(
+                [ReservationRequest(None, item.product_id, item.quantity, order_item=item) for item in entry.items],
+                expires_at=None if order.paid_at else self.now + ttl,
+                sold_at=order.placed_at,
+                reference=f"order {order.external_id}",
+                product_names=names,
+            )
+        except InsufficientStock as shortage:
+            _flag(order, Flag.INSUFFICIENT_STOCK, True)
+            for short in shortage.shortages:
+                self.short[short.product_id] = (short, order.external_id)
+        else:
+            entry.holds.extend(reservations)
+            _flag(order, Flag.INSUFFICIENT_STOCK, False)
+            _flag(order, Flag.RESERVATION_EXPIRED, False)
+
+    # --- writing it all --------------------------------------------------------------------
+
+    def write(self) -> None:
+        entries = [entry for entry in self.entries.values() if entry.written]
+        OrderItem.objects.bulk_create([item for entry in entries if entry.lines_added for item in entry.items if item.pk is None])
+        orders = sorted((entry.order for entry in entries), key=lambda order: order.pk)
+        for order in orders:
+            order.updated_at = self.now
+        Order.objects.bulk_update(orders, [*_EVENT_FIELDS, "updated_at"])
+        self.book.flush(now=self.now)
+        rollups_apply(
+            FiguresChange(creator_id=entry.order.creator_id, before=entry.before, after=OrderFigures.of(entry.order, entry.lines()))
+            for entry in entries
+        )
+        self._short_alerts()
+        marks: dict[int, set[int]] = defaultdict(set)
+        for entry in entries:
+            marks[entry.order.creator_id].add(entry.order.pk)
+        for creator_id, order_ids in marks.items():
+            changes_mark(creator_id, ORDERS, ids=order_ids)
+
+    def _short_alerts(self) -> None:
+        if not self.short:
+            return
+        counts = {
+            shortage.product_id: shortage
+            for shortage in ProductShortage.objects.filter(product_id__in=list(self.short))
+        }
+        alerts_raise_insufficient_stock(
+            short=[
+                ShortOrders(
+                    latest=shortage,
+                    order_reference=reference,
+                    orders=counts[product_id].orders if product_id in counts else 0,
+                    units=counts[product_id].units if product_id in counts else 0,
+                )
+                for product_id, (shortage, reference) in self.short.items()
+            ]
+        )
+
+
+def _entries_load(orders: dict[tuple[int, str], Order]) -> dict[tuple[int, str], _Entry]:
+    """Return the batch's existing orders as entries, with their lines and holds (two queries)."""
+    if not orders:
+        return {}
+    by_pk = {order.pk: order for order in orders.values()}
+    items: dict[int, list[OrderItem]] = defaultdict(list)
+    for item in OrderItem.objects.filter(order_id__in=list(by_pk)).select_related("product").order_by("pk"):
+        items[item.order_id].append(item)
+    holds: dict[int, list[Reservation]] = defaultdict(list)
+    for reservation in Reservation.objects.filter(
+        order_item__order_id__in=list(by_pk), status__in=[Reservation.Status.ACTIVE, Reservation.Status.COMMITTED]
+    ).select_related("order_item").order_by("pk"):
+        holds[reservation.order_item.order_id].append(reservation)
+    return {
+        key: _Entry(
+            order=order,
+            created=False,
+            items=items[order.pk],
+            holds=holds[order.pk],
+            before=OrderFigures.of(order, [(item.product_id, item.quantity) for item in items[order.pk]]),
+        )
+        for key, order in orders.items()
+    }
+
+
+def _entries_new(
+    valid: Sequence[tuple[int, ShopConnection, OrderEvent, str]], existing: dict[tuple[int, str], _Entry], *, now: datetime
+) -> dict[tuple[int, str], _Entry]:
+    """Insert the batch's new orders (one statement, key order) and return them as fresh entries.
+
+    An order another transaction inserted meanwhile is read and locked instead, as existing.
+    """
+    first: dict[tuple[int, str], Order] = {}
+    for _, shop, event, status in valid:
+        key = (shop.creator_id, event.order_id)
+        if key not in existing and key not in first:
+            first[key] = Order(
+                creator_id=shop.creator_id,
+                shop=shop,
+                external_id=event.order_id,
+                status=status,
+                placed_at=event.placed_at or event.updated_at,
+                total_amount=event.total_amount or Decimal(0),
+                currency=event.currency,
+                tiktok_updated_at=event.updated_at,
+                flags=[],
+            )
+    if not first:
+        return {}
+    inserted = insert_missing(Order, [first[key] for key in sorted(first)], unique_fields=("creator", "external_id"))
+    entries = {
+        (order.creator_id, order.external_id): _Entry(order=order, created=True, items=[], holds=[], before=None, fresh=True)
+        for order in inserted
+    }
+    taken = set(first) - set(entries)
+    if taken:
+        entries.update(_entries_load(locks.orders_lock(keys=taken)))
+    return entries
+
+
+Result = tuple[Order, Outcome] | OrderError
+
+
+def orders_apply(*, events: Sequence[tuple[ShopConnection, OrderEvent]], now: datetime | None = None) -> list[Result]:
+    """Apply order events in arrival order, with one statement per kind of row written.
+
+    Returns, per event, (order, outcome) or the OrderError that refused it (nothing of a refused
+    event is written; the others are applied). Must run inside a transaction.
+    """
+    now = now or timezone.now()
+    results: list[Result | None] = [None] * len(events)
+    valid: list[tuple[int, ShopConnection, OrderEvent, str]] = []
+    for index, (shop, event) in enumerate(events):
+        try:
+            _validate(event)
+            valid.append((index, shop, event, status_normalize(event.status)))
+        except OrderError as error:
+            results[index] = error
+    if not valid:
+        return results
+    entries = _entries_load(locks.orders_lock(keys={(shop.creator_id, event.order_id) for _, shop, event, _ in valid}))
+    entries.update(_entries_new(valid, entries, now=now))
+    products = products_by_external_id(
+        keys={(shop.creator_id, line.product_id) for _, shop, event, _ in valid for line in event.lines or ()}
+    )
+    product_ids = {product.pk for product in products.values()}
+    product_ids |= {item.product_id for entry in entries.values() for item in entry.items}
+    batch = _Batch(now=now, book=StockBook.lock(product_ids), products=products, entries=entries)
+    for index, shop, event, status in valid:
+        results[index] = batch.apply(shop, event, status)
+    batch.write()
+    return results
+
+
+@transaction.atomic
+def order_apply_event(*, shop: ShopConnection, event: OrderEvent, now: datetime | None = None) -> tuple[Order, Outcome]:
+    """Create or update an order from a TikTok event and apply its stock effects."""
+    (result,) = orders_apply(events=[(shop, event)], now=now)
+    if isinstance(result, OrderError):
+        raise result
+    return result
 
 
 def reservations_expire(*, now: datetime | None = None) -> int:
@@ -274,54 +395,24 @@ def reservations_expire(*, now: datetime | None = None) -> int:
             )
             _flag(order, Flag.RESERVATION_EXPIRED, True)
             order.save(update_fields=["flags", "updated_at"])
+            changes_mark(order.creator_id, ORDERS, ids=[order.pk])
     return released
 
 
 @transaction.atomic
-def shop_connect(
-    *,
-    username: str,
-    shop_id: str,
-    app_key: str,
-    app_secret: str,
-    password: str | None = None,
-    timezone_name: str | None = None,
-    api_base_url: str | None = None,
-    access_token: str | None = None,
-) -> tuple[ShopConnection, bool]:
-    """Create or update a creator and their shop connection; return (shop, created)."""
-    from django.contrib.auth import get_user_model
-    from django.core.exceptions import ValidationError
-
-    from accounts.models import validate_timezone
-
-    for name, value in {"username": username, "shop_id": shop_id, "app_key": app_key, "app_secret": app_secret}.items():
-        if not value or not value.strip():
-            raise OrderError(f"{name} must not be empty.")
-    if timezone_name is not None:
-        try:
-            validate_timezone(timezone_name)
-        except ValidationError as error:
-            raise OrderError(error.messages[0]) from error
-    creator, _ = get_user_model().objects.get_or_create(username=username)
-    if password:
-        creator.set_password(password)
-    elif not creator.has_usable_password() and not creator.password:
-        creator.set_unusable_password()
-    if timezone_name is not None:
-        creator.timezone = timezone_name
-    creator.save()
-    shop = ShopConnection.objects.select_for_update().filter(shop_id=shop_id).first()
-    if shop is not None and shop.creator_id != creator.pk:
-        raise OrderError(f"Shop {shop_id} is already connected to another creator.")
-    fields = {"app_key": app_key, "app_secret": app_secret}
-    if api_base_url:
-        fields["api_base_url"] = api_base_url
-    if access_token is not None:
-        fields["access_token"] = access_token
-    if shop is None:
-        return ShopConnection.objects.create(creator=creator, shop_id=shop_id, **fields), True
-    for field, value in fields.items():
-        setattr(shop, field, value)
-    shop.save()
-    return shop, False
+def stock_update_apply(*, shop: ShopConnection, update: InventoryUpdate, reference: str) -> None:
+    """Apply an INVENTORY_UPDATE: the product (created when new) gets the reported on-hand count."""
+    product, _ = product_upsert(
+        creator_id=shop.creator_id,
+        external_id=update.product_id,
+        name=update.name,
+        sku=update.sku,
+        reorder_point=update.reorder_point,
+        unit_cost=update.unit_cost,
+    )
+    warehouse = (
+        warehouse_get_or_create(creator_id=shop.creator_id, external_id=update.warehouse_id)
+        if update.warehouse_id
+        else None
+    )
+    stock_set_on_hand(product=product, quantity=update.quantity, warehouse=warehouse, reference=reference)

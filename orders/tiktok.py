@@ -8,7 +8,8 @@ access token travels in the ``x-tts-access-token`` header.
 
 Answers of 429 and 5xx (and network failures) are retried with exponential backoff; bad
 credentials or a refused signature raise ``TikTokAuthError`` at once, since retrying cannot
-help. The client is shared by webhook processing (order detail) and resync (paged searches).
+help. The client is shared by webhook processing (order detail) and resync (paged searches);
+reading what TikTok's answers say is ``orders.payloads``' job.
 """
 
 import hashlib
@@ -20,11 +21,9 @@ import urllib.parse
 import urllib.request
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
-from decimal import Decimal, InvalidOperation
+from datetime import datetime
 
 from .models import ShopConnection
-from .services import OrderError, OrderEvent, OrderLine
 
 API_VERSION = "202309"
 ORDER_DETAIL_PATH = f"/order/{API_VERSION}/orders"
@@ -132,22 +131,32 @@ class TikTokClient:
         data = self._request("POST", INVENTORY_SEARCH_PATH, body={"product_ids": list(product_ids)})
         return list(data.get("inventory") or [])
 
+    def orders_pages(self, *, since: datetime | None = None, page_size: int = 50) -> Iterator[Page]:
+        """Yield every page of orders updated since ``since``, following the page tokens."""
+        yield from self._pages(self.orders_search, since=since, page_size=page_size)
+
+    def products_pages(self, *, since: datetime | None = None, page_size: int = 50) -> Iterator[Page]:
+        """Yield every page of products updated since ``since``, following the page tokens."""
+        yield from self._pages(self.products_search, since=since, page_size=page_size)
+
     def orders_iterate(self, *, since: datetime | None = None, page_size: int = 50) -> Iterator[dict]:
         """Yield every order updated since ``since``, following the pages."""
-        yield from self._iterate(self.orders_search, since=since, page_size=page_size)
+        for page in self.orders_pages(since=since, page_size=page_size):
+            yield from page.items
 
     def products_iterate(self, *, since: datetime | None = None, page_size: int = 50) -> Iterator[dict]:
         """Yield every product updated since ``since``, following the pages."""
-        yield from self._iterate(self.products_search, since=since, page_size=page_size)
+        for page in self.products_pages(since=since, page_size=page_size):
+            yield from page.items
 
     # --- plumbing --------------------------------------------------------------------------
 
     @staticmethod
-    def _iterate(search, *, since, page_size) -> Iterator[dict]:
+    def _pages(search: Callable[..., Page], *, since: datetime | None, page_size: int) -> Iterator[Page]:
         token = ""
         while True:
             page = search(page_token=token, page_size=page_size, since=since)
-            yield from page.items
+            yield page
             if not page.next_page_token or page.next_page_token == token:
                 return
             token = page.next_page_token
@@ -233,69 +242,3 @@ class TikTokClient:
             )
         data = document.get("data")
         return data if isinstance(data, dict) else {}
-
-
-# --- TikTok's order JSON → CreatorFlow's OrderEvent ---------------------------------------
-
-
-def _moment(value: object, field: str) -> datetime:
-    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value < 4_102_444_800:
-        raise OrderError(f"TikTok order field {field} must be Unix seconds, got {value!r}.")
-    return datetime.fromtimestamp(value, tz=UTC)
-
-
-def _money(value: object, field: str) -> Decimal:
-    try:
-        amount = Decimal(str(value))
-    except InvalidOperation:
-        raise OrderError(f"TikTok order field {field} must be an amount, got {value!r}.")
-    if not amount.is_finite():
-        raise OrderError(f"TikTok order field {field} must be an amount, got {value!r}.")
-    return amount
-
-
-def order_event_from_api(order: Mapping) -> OrderEvent:
-    """Translate one order of TikTok's order detail or order search into an OrderEvent.
-
-    TikTok (202309) lists one line item per unit sold; the units of a product are added up
-    into one CreatorFlow line. A ``quantity`` on a line item, where present, is honoured.
-    """
-    order_id = order.get("id")
-    if not isinstance(order_id, str) or not order_id:
-        raise OrderError("TikTok order has no id.")
-    payment = order.get("payment") if isinstance(order.get("payment"), Mapping) else {}
-    quantities: dict[str, int] = {}
-    details: dict[str, tuple[Decimal, str, str]] = {}
-    for item in order.get("line_items") or []:
-        if not isinstance(item, Mapping):
-            raise OrderError(f"TikTok order {order_id} has a line item that is not an object.")
-        product_id = item.get("product_id")
-        if not isinstance(product_id, str) or not product_id:
-            raise OrderError(f"TikTok order {order_id} has a line item without product_id.")
-        quantity = item.get("quantity", 1)
-        if isinstance(quantity, bool) or not isinstance(quantity, int) or quantity <= 0:
-            raise OrderError(f"TikTok order {order_id}: line quantity must be a positive whole number.")
-        quantities[product_id] = quantities.get(product_id, 0) + quantity
-        details.setdefault(
-            product_id,
-            (
-                _money(item.get("sale_price", "0"), "sale_price"),
-                str(item.get("product_name") or "")[:255],
-                str(item.get("seller_sku") or "")[:100],
-            ),
-        )
-    lines = [
-        OrderLine(product_id=product_id, quantity=quantity, unit_price=details[product_id][0],
-                  name=details[product_id][1], sku=details[product_id][2])
-        for product_id, quantity in quantities.items()
-    ]
-    total = payment.get("total_amount")
-    return OrderEvent(
-        order_id=order_id,
-        status=str(order.get("status") or ""),
-        updated_at=_moment(order.get("update_time"), "update_time"),
-        placed_at=_moment(order["create_time"], "create_time") if order.get("create_time") is not None else None,
-        total_amount=_money(total, "payment.total_amount") if total is not None else None,
-        currency=str(payment.get("currency") or "")[:3],
-        lines=lines or None,
-    )

@@ -12,6 +12,8 @@ from django.views.decorators.http import require_GET
 from inventory import selectors as inventory_selectors
 from inventory.models import InventoryAlert, Warehouse
 from orders import selectors as order_selectors
+from orders.events import OrderError
+from orders.statuses import status_filter_parse
 
 from . import selectors
 
@@ -97,8 +99,8 @@ def inventory(request):
 def orders(request):
     """Return the creator's latest orders, newest first (of one status with ``?status=``)."""
     try:
-        status = order_selectors.order_status_parse(request.GET.get("status"))
-    except ValueError as error:
+        status = status_filter_parse(request.GET.get("status"))
+    except OrderError as error:
         raise BadRequest(str(error)) from None
     recent = order_selectors.orders_recent(creator_id=request.user.pk, status=status, limit=_limit(request))
     return JsonResponse(

@@ -6,6 +6,9 @@ class RealtimeConfig(AppConfig):
     verbose_name = "Realtime dashboard"
 
     def ready(self) -> None:
-        from . import signals
+        from creatorflow.changes import changes_listen
 
+        from . import publisher, signals
+
+        changes_listen(publisher.changes_published)
         signals.connect()

@@ -12,22 +12,12 @@ import time
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
 
-from . import fragments
+from . import fragments, runtime
 
 logger = logging.getLogger("creatorflow.realtime")
 
 FRAGMENTS_EVENT = "dashboard.fragments"
 SEND_TIMEOUT_SECONDS = 5.0
-
-# The event loop serving this process's websockets, once one has connected.
-_server_loop: asyncio.AbstractEventLoop | None = None
-
-
-def server_loop_register() -> None:
-    """Remember the running event loop of this server process; called by the dashboard consumer."""
-    global _server_loop  # noqa: PLW0603 - one loop per process, set from inside it
-    _server_loop = asyncio.get_running_loop()
-
 
 def creator_group(creator_id: int) -> str:
     """Name the channel-layer group of one creator's open dashboards."""
@@ -69,8 +59,8 @@ def _group_send(group: str, message: dict) -> None:
     layer = get_channel_layer()
     if layer is None:
         return
-    loop = _server_loop
-    if loop is not None and loop.is_running() and not _runs_in(loop):
+    loop = runtime.server_loop()
+    if loop is not None and not _runs_in(loop):
         asyncio.run_coroutine_threadsafe(layer.group_send(group, message), loop).result(timeout=SEND_TIMEOUT_SECONDS)
     else:
         async_to_sync(layer.group_send)(group, message)

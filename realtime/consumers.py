@@ -4,7 +4,6 @@ Frames are raw HTML whose root elements carry ``id`` and ``hx-swap-oob``: the ht
 extension swaps them in place. Rendering and the rules live in ``realtime.fragments``.
 """
 
-import asyncio
 import json
 import logging
 import time
@@ -15,9 +14,10 @@ from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 
 from . import fragments
-from .broadcast import FRAGMENTS_EVENT, creator_group, server_loop_register
+from .broadcast import FRAGMENTS_EVENT, creator_group
 from .frames import RENDER_HERE, FramePacer
 from .monitor import MONITOR
+from .runtime import SNAPSHOTS, server_loop_register
 
 logger = logging.getLogger("creatorflow.realtime")
 
@@ -38,54 +38,6 @@ def _filters_from_query(creator_id: int, query_string: bytes) -> fragments.Dashb
 def _filters_update(creator_id: int, current: fragments.DashboardFilters, message: dict):
     data = {**current.as_query(), **{key: message[key] for key in ("warehouse", "status") if key in message}}
     return fragments.filters_parse(creator_id=creator_id, data=data)
-
-
-class _Flight:
-    """One snapshot render, shareable until it starts reading the database."""
-
-    def __init__(self, creator_id: int, filters) -> None:
-        self.started_at: float | None = None
-        self.future = asyncio.ensure_future(
-            database_sync_to_async(self._render, thread_sensitive=False)(creator_id, filters)
-        )
-
-    def _render(self, creator_id: int, filters) -> tuple[float, dict[str, str]]:
-        self.started_at = time.time()
-        return _render_stamped(creator_id, fragments.FRAGMENT_NAMES, filters)
-
-    def covers(self, joined_at: float) -> bool:
-        """Tell whether a connection that joined its group at ``joined_at`` may use this render."""
-        return self.started_at is None or self.started_at >= joined_at
-
-
-class _SnapshotFlights:
-    """Share one snapshot render among the connections of a creator that arrive together.
-
-    A restarted server sees every tab reconnect within a second or two; rendering the same
-    snapshot once per tab would queue them all behind each other. A render is shared only with
-    connections that had joined the creator's group before it started reading, so none of them
-    can miss a change committed in between (the render shows it, or its broadcast reaches them).
-    Renders run in the worker pool rather than the one thread-sensitive thread, so a crowd of
-    snapshots does not hold up the session lookups of the handshakes behind them.
-    """
-
-    def __init__(self) -> None:
-        self._flights: dict[tuple, _Flight] = {}
-
-    async def render(self, creator_id: int, filters, *, joined_at: float) -> tuple[float, dict[str, str]]:
-        key = (creator_id, filters)
-        flight = self._flights.get(key)
-        if flight is None or not flight.covers(joined_at):
-            flight = self._flights[key] = _Flight(creator_id, filters)
-            flight.future.add_done_callback(lambda done, key=key, flight=flight: self._forget(key, flight))
-        return await asyncio.shield(flight.future)
-
-    def _forget(self, key: tuple, flight: _Flight) -> None:
-        if self._flights.get(key) is flight:
-            del self._flights[key]
-
-
-_snapshots = _SnapshotFlights()
 
 
 class DashboardConsumer(AsyncWebsocketConsumer):
@@ -121,7 +73,12 @@ class DashboardConsumer(AsyncWebsocketConsumer):
         self.filters = await database_sync_to_async(_filters_from_query)(
             self.creator_id, self.scope.get("query_string", b"")
         )
-        stamp, snapshot = await _snapshots.render(self.creator_id, self.filters, joined_at=joined_at)
+        creator_id, filters = self.creator_id, self.filters
+        stamp, snapshot = await SNAPSHOTS.render(
+            (creator_id, filters),
+            lambda: _render_stamped(creator_id, fragments.FRAGMENT_NAMES, filters),
+            joined_at=joined_at,
+        )
         await self.pacer.send_now(snapshot, stamp=stamp)
 
     async def disconnect(self, code):

@@ -17,7 +17,9 @@ from django.utils.dateparse import parse_datetime
 from inventory import selectors as inventory_selectors
 from inventory.models import Warehouse
 from orders import selectors as order_selectors
+from orders.events import OrderError
 from orders.models import OrderStatus
+from orders.statuses import status_filter_parse
 
 from . import selectors
 from .templatetags import dashboard as dashboard_tags
@@ -32,11 +34,11 @@ RECENT_ORDERS = "recent-orders"
 ORDERS_CHART = "orders-chart"
 SYNC_OPERATIONS = "sync-operations"
 
-# Fragment → the change topics (realtime.services.TOPICS) that can alter what it shows.
+# Fragment → the change topics (creatorflow.changes.TOPICS) that can alter what it shows.
 FRAGMENT_TOPICS: dict[str, frozenset[str]] = {
     METRIC_CARDS: frozenset({"orders", "inventory", "alerts", "sync", "system"}),
     ALERT_BANNER: frozenset({"alerts"}),
-    ALERT_LIST: frozenset({"alerts"}),
+    ALERT_LIST: frozenset({"alerts", "inventory"}),  # each alert shows its product's live available
     INVENTORY_TABLE: frozenset({"inventory"}),
     RECENT_ORDERS: frozenset({"orders"}),
     ORDERS_CHART: frozenset({"orders"}),
@@ -97,8 +99,8 @@ def filters_parse(*, creator_id: int, data: Mapping[str, object]) -> DashboardFi
         except Warehouse.DoesNotExist:
             warehouse_id = None
     try:
-        status = order_selectors.order_status_parse(str(data.get("status") or ""))
-    except ValueError:
+        status = status_filter_parse(str(data.get("status") or ""))
+    except OrderError:
         status = None
     return DashboardFilters(warehouse_id=warehouse_id, status=status)
 
@@ -200,7 +202,13 @@ def _context_alert_list(creator_id: int, filters: DashboardFilters, now: datetim
     count = len(alerts)
     if count >= inventory_selectors.ALERTS_OPEN_LIMIT:
         count = inventory_selectors.alerts_open_count(creator_id=creator_id)
-    return {"alert_rows": [AlertRow.of(alert) for alert in alerts], "open_alert_count": count}
+    available = inventory_selectors.products_available(
+        creator_id=creator_id, product_ids=[alert.product_id for alert in alerts]
+    )
+    return {
+        "alert_rows": [AlertRow.of(alert, available=available.get(alert.product_id) or 0) for alert in alerts],
+        "open_alert_count": count,
+    }
 
 
 def _context_inventory_table(creator_id: int, filters: DashboardFilters, now: datetime) -> dict:
@@ -264,12 +272,13 @@ class AlertRow:
     title: str
     message: str
     product_code: str
+    available: int
     age: str
     acknowledge_url: str
     resolve_url: str
 
     @classmethod
-    def of(cls, alert) -> "AlertRow":
+    def of(cls, alert, *, available: int) -> "AlertRow":
         return cls(
             pk=alert.pk,
             type_label=alert.get_type_display(),
@@ -280,6 +289,7 @@ class AlertRow:
             title=f"{alert.get_type_display()}: {alert.product.name}",
             message=alert.message,
             product_code=alert.product.sku or alert.product.external_id,
+            available=available,
             age=dashboard_tags.ago(alert.updated_at),
             acknowledge_url=reverse("alert-acknowledge", args=[alert.pk]),
             resolve_url=reverse("alert-resolve", args=[alert.pk]),

@@ -17,6 +17,8 @@ from dataclasses import dataclass, field
 
 from asgiref.sync import sync_to_async
 
+from creatorflow.health import health_record
+
 logger = logging.getLogger("creatorflow.realtime.monitor")
 
 REPORT_INTERVAL_SECONDS = 30.0
@@ -92,8 +94,6 @@ class RealtimeMonitor:
 
     def report(self) -> dict:
         """Log this process's figures and store them as a SystemHealth record; return them."""
-        from .services import health_record  # noqa: PLC0415 - services import models, not the monitor
-
         figures = self.snapshot()
         logger.info(" ".join(f"{key}={value}" for key, value in figures.items()))
         overloaded = self.connections > CONNECTIONS_WARNING or self.backlog_closes

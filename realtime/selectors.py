@@ -9,15 +9,17 @@ from django.contrib.auth import get_user_model
 from django.db.models import Count, F, Max, Q, Sum
 from django.utils import timezone
 
+from creatorflow.models import SystemHealth
+from inventory.levels import stock_is_low
 from inventory.models import InventoryAlert, Product, Stock
-from orders.models import Order, OrderStatus, SyncOperation
+from orders.models import Order, OrderItem, OrderStatsBucket, OrderStatus, OrderTotals, SyncOperation
+from orders.rollups import bucket_start, processing_seconds
 
-from .models import DashboardMetric, OrderStatsBucket, OrderTotals, SystemHealth
-from .rollups import OrderFigures, bucket_start, processing_seconds
+from .models import DashboardMetric
+from .monitor import COMPONENT_PREFIX
 
 HEALTH_WINDOW = timedelta(minutes=15)
 PROCESSING_WINDOW = timedelta(days=7)
-ACTIVE_SYNC_STATUSES = (SyncOperation.Status.PENDING, SyncOperation.Status.RUNNING, SyncOperation.Status.RETRYING)
 
 
 def creator_tz(creator_id: int) -> zoneinfo.ZoneInfo:
@@ -50,17 +52,20 @@ def _average_minutes(seconds: int, count: int) -> float | None:
 
 def _order_metrics_from_rollups(creator_id: int, now: datetime) -> dict:
     start, end = today_bounds(tz=creator_tz(creator_id), now=now)
-    totals = OrderTotals.objects.filter(creator_id=creator_id).first()
+    totals = OrderTotals.objects.filter(creator_id=creator_id).first() or OrderTotals(creator_id=creator_id)
     buckets = OrderStatsBucket.objects.filter(creator_id=creator_id)
-    today = buckets.filter(start__gte=start, start__lt=end).aggregate(n=Sum("placed_count"))["n"] or 0
+    today = buckets.filter(start__gte=start, start__lt=end).aggregate(n=Sum("placed_count"), gmv=Sum("paid_amount"))
     shipped = buckets.filter(start__gte=processing_window_start(now)).aggregate(
         count=Sum("shipped_count"), seconds=Sum("processing_seconds")
     )
     return {
-        "total_count": totals.orders_count if totals else 0,
-        "today_count": today,
-        "total_revenue": _money(totals.completed_revenue if totals else 0),
+        "total_count": totals.orders_count,
+        "today_count": today["n"] or 0,
+        "total_revenue": _money(totals.completed_revenue),
         "avg_processing_time": _average_minutes(shipped["seconds"] or 0, shipped["count"] or 0),
+        "gmv_today": _money(today["gmv"]),
+        "short_count": totals.short_count,
+        "short_units": totals.short_units,
     }
 
 
@@ -71,6 +76,10 @@ def _order_metrics_from_source(creator_id: int, now: datetime) -> dict:
         total=Count("pk"),
         today=Count("pk", filter=Q(placed_at__gte=start, placed_at__lt=end)),
         revenue=Sum("total_amount", filter=Q(status=OrderStatus.COMPLETED)),
+        gmv=Sum(
+            "total_amount",
+            filter=Q(placed_at__gte=start, placed_at__lt=end) & ~Q(status__in=[OrderStatus.UNPAID, OrderStatus.CANCELLED]),
+        ),
     )
     seconds = count = 0
     for placed_at, shipped_at in orders.filter(shipped_at__gte=processing_window_start(now)).values_list(
@@ -78,26 +87,22 @@ def _order_metrics_from_source(creator_id: int, now: datetime) -> dict:
     ):
         seconds += processing_seconds(placed_at, shipped_at)
         count += 1
+    # Flags are a JSON list, which SQLite cannot search: short orders are picked out here.
+    short = [
+        pk
+        for pk, flags in orders.exclude(status=OrderStatus.CANCELLED).values_list("pk", "flags")
+        if Order.Flag.INSUFFICIENT_STOCK in flags
+    ]
+    short_units = OrderItem.objects.filter(order_id__in=short).aggregate(units=Sum("quantity"))["units"] or 0
     return {
         "total_count": counts["total"],
         "today_count": counts["today"],
         "total_revenue": _money(counts["revenue"]),
         "avg_processing_time": _average_minutes(seconds, count),
+        "gmv_today": _money(counts["gmv"]),
+        "short_count": len(short),
+        "short_units": short_units,
     }
-
-
-def order_rollups_from_source(*, creator_id: int) -> tuple[dict[datetime, tuple[int, int, int]], tuple[int, Decimal]]:
-    """Rebuild the rollup rows of a creator from their orders."""
-    buckets: dict[datetime, list[int]] = defaultdict(lambda: [0, 0, 0])
-    count, revenue = 0, Decimal(0)
-    for order in Order.objects.filter(creator_id=creator_id).only("placed_at", "shipped_at", "status", "total_amount"):
-        figures = OrderFigures.of(order)
-        for start, row in figures.bucket_rows().items():
-            for index, value in enumerate(row):
-                buckets[start][index] += value
-        count += 1
-        revenue += figures.revenue
-    return {start: tuple(row) for start, row in buckets.items()}, (count, revenue)
 
 
 def orders_per_hour(*, creator_id: int, now: datetime | None = None, hours: int = 24) -> list[tuple[datetime, int]]:
@@ -121,7 +126,7 @@ def _inventory_metrics(creator_id: int) -> dict:
     total_products = low = 0
     for available, reorder_point in products.values_list("total_available", "reorder_point"):
         total_products += 1
-        if (available or 0) <= reorder_point:
+        if stock_is_low(available=available or 0, reorder_point=reorder_point):
             low += 1
     value = Stock.objects.filter(product__creator_id=creator_id).aggregate(
         value=Sum(F("on_hand") * F("product__unit_cost"))
@@ -160,7 +165,7 @@ def _system_metrics(creator_id: int, now: datetime) -> dict:
         default=SystemHealth.Status.NOMINAL,
     )
     operations = SyncOperation.objects.filter(creator_id=creator_id)
-    if operations.filter(type=SyncOperation.Type.RESYNC, status__in=ACTIVE_SYNC_STATUSES).exists():
+    if operations.filter(type=SyncOperation.Type.RESYNC, status__in=SyncOperation.ACTIVE_STATUSES).exists():
         sync_status = "syncing"
     else:
         last_resync = (
@@ -224,7 +229,9 @@ def metrics_stored(*, creator_id: int) -> dict[tuple[str, str], object]:
 
 
 METRIC_KEYS = {
-    "orders": ("total_count", "today_count", "total_revenue", "avg_processing_time"),
+    "orders": (
+        "total_count", "today_count", "total_revenue", "avg_processing_time", "gmv_today", "short_count", "short_units",
+    ),
     "inventory": ("total_products", "low_stock_count", "total_value", "critical_alerts"),
     "system": ("health_status", "sync_status", "last_sync"),
 }
@@ -249,8 +256,6 @@ def metrics_grouped(*, creator_id: int, now: datetime | None = None) -> dict[str
 
 def realtime_processes(*, now: datetime | None = None) -> list[SystemHealth]:
     """Latest report of every server process seen in the last 15 minutes, busiest first."""
-    from .monitor import COMPONENT_PREFIX  # noqa: PLC0415 - the monitor imports services, which import this
-
     now = now or timezone.now()
     latest: dict[str, SystemHealth] = {}
     for record in SystemHealth.objects.filter(

@@ -21,7 +21,7 @@ from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
 
 from inventory import selectors as inventory_selectors
-from inventory import services as inventory_services
+from inventory.services import alerts as alert_services
 from inventory.models import InventoryAlert
 
 from . import fragments, selectors
@@ -62,14 +62,14 @@ def _alert_action(request, alert_id: int, action) -> object:
 @require_POST
 def alert_acknowledge(request, alert_id: int):
     """Acknowledge one of the creator's alerts; answer with the alert fragments, swapped by id."""
-    return _alert_action(request, alert_id, lambda alert: inventory_services.alert_acknowledge(alert=alert, by=request.user))
+    return _alert_action(request, alert_id, lambda alert: alert_services.alert_acknowledge(alert=alert, by=request.user))
 
 
 @login_required
 @require_POST
 def alert_resolve(request, alert_id: int):
     """Resolve one of the creator's alerts; answer with the alert fragments, swapped by id."""
-    return _alert_action(request, alert_id, lambda alert: inventory_services.alert_resolve(alert=alert))
+    return _alert_action(request, alert_id, lambda alert: alert_services.alert_resolve(alert=alert))
 
 
 # --- health ------------------------------------------------------------------------------------

@@ -6,7 +6,8 @@ from decimal import Decimal
 import pytest
 from django.db import connection
 
-from inventory.services import product_upsert, stock_restock
+from inventory.services.catalogue import product_upsert
+from inventory.services.stock import stock_restock
 from orders.models import ShopConnection
 
 USES_POSTGRES = bool(os.environ.get("DATABASE_URL", "").startswith(("postgres://", "postgresql://")))

@@ -6,9 +6,10 @@ import pytest
 from django.utils import timezone
 
 from inventory.models import InventoryAlert, StockMovement
-from inventory.services import stock_set_on_hand
+from inventory.services.stock import stock_set_on_hand
 from orders.models import ShopConnection
-from orders.services import OrderEvent, OrderLine, order_apply_event
+from orders.events import OrderEvent, OrderLine
+from orders.services import order_apply_event
 
 pytestmark = pytest.mark.django_db
 

@@ -13,9 +13,11 @@ from django.utils import timezone
 from playwright.sync_api import expect
 
 from inventory.models import InventoryAlert, Stock
-from inventory.services import stock_restock, warehouse_get_or_create
+from inventory.services.catalogue import warehouse_get_or_create
+from inventory.services.stock import stock_restock
 from orders.models import SyncOperation
-from orders.services import OrderEvent, OrderLine, order_apply_event
+from orders.events import OrderEvent, OrderLine
+from orders.services import order_apply_event
 
 from .conftest import ARTIFACTS, log_in, order_document, webhook_post
 

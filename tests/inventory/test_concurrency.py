@@ -10,7 +10,8 @@ from django.utils import timezone
 
 from inventory.models import Reservation, Stock, StockMovement
 from orders.models import Order
-from orders.services import OrderEvent, OrderLine, order_apply_event
+from orders.events import OrderEvent, OrderLine
+from orders.services import order_apply_event
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
 

@@ -7,20 +7,17 @@ from django.db.models import Sum
 from django.utils import timezone
 
 from inventory.models import InventoryAlert, Reservation, Stock, StockMovement, Warehouse
-from inventory.services import (
-    InsufficientStock,
+from inventory.levels import stockout_eta_hours
+from inventory.services.alerts import alert_acknowledge, alert_resolve, alerts_evaluate
+from inventory.services.errors import InsufficientStock, StockError
+from inventory.services.stock import (
     ReservationRequest,
-    StockError,
-    alert_acknowledge,
-    alert_resolve,
-    alerts_evaluate,
     stock_adjust,
     stock_commit,
     stock_release,
     stock_reserve,
     stock_restock,
     stock_set_on_hand,
-    stockout_eta_hours,
 )
 from orders.models import Order, OrderItem
 

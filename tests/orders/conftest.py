@@ -10,7 +10,7 @@ import time
 import pytest
 from django.db import connection, connections
 
-from orders.webhooks import webhook_signature
+from orders.inbox import webhook_signature
 from tests.fake_tiktok import FakeTikTokShop
 
 WEBHOOK_URL = "/webhooks/tiktok/"

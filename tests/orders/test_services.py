@@ -6,7 +6,8 @@ from django.utils import timezone
 
 from inventory.models import InventoryAlert, Reservation, Stock, StockMovement
 from orders.models import Order
-from orders.services import OrderError, OrderEvent, OrderLine, Outcome, order_apply_event, reservations_expire
+from orders.events import OrderError, OrderEvent, OrderLine
+from orders.services import Outcome, order_apply_event, reservations_expire
 
 pytestmark = pytest.mark.django_db
 
@@ -136,7 +137,7 @@ def test_insufficient_stock_reserves_nothing_flags_the_order_and_raises_a_critic
 
 
 def test_flagged_order_reserves_once_stock_arrives(shop, lipstick):
-    from inventory.services import stock_restock
+    from inventory.services.stock import stock_restock
 
     new_order(shop, (lipstick, 12))
     stock_restock(product=lipstick, quantity=5)

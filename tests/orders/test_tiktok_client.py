@@ -6,8 +6,9 @@ from decimal import Decimal
 
 import pytest
 
-from orders.services import OrderError
-from orders.tiktok import TikTokAuthError, TikTokClient, TikTokError, TikTokUnavailable, order_event_from_api, request_sign
+from orders.events import OrderError
+from orders.payloads import order_event_from_api
+from orders.tiktok import TikTokAuthError, TikTokClient, TikTokError, TikTokUnavailable, request_sign
 from tests.fake_tiktok import FakeTikTokShop, expected_sign
 
 

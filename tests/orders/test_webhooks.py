@@ -11,8 +11,8 @@ from django.db import connections
 from creatorflow.asgi import application
 from inventory.models import InventoryAlert, Product, Reservation, Stock, StockMovement, Warehouse
 from orders.models import Order, SyncOperation, WebhookEvent
-from orders.webhooks import webhook_process, webhook_receive, webhooks_replay
-from realtime.models import SystemHealth
+from orders.inbox import webhook_process, webhook_receive, webhooks_replay
+from creatorflow.models import SystemHealth
 
 from .conftest import WEBHOOK_URL, in_thread, inventory_body, order_body, signed, tiktok_body
 
@@ -504,7 +504,6 @@ def _post_all(bodies_and_signatures, *, threads: int):
 @pytest.mark.postgres
 @pytest.mark.django_db(transaction=True)
 def test_simultaneous_duplicate_deliveries_have_exactly_one_effect(shop, make_product, settings):
-    settings.WEBHOOK_PROCESSING_CONCURRENCY = 8  # let the deliveries race in this one process
     product = make_product(shop.creator, stock=50, external_id="P-1")
     body = order_body(shop, order_id="SIM-1", items=[("P-1", 5)])
 
@@ -521,7 +520,6 @@ def test_simultaneous_duplicate_deliveries_have_exactly_one_effect(shop, make_pr
 @pytest.mark.postgres
 @pytest.mark.django_db(transaction=True)
 def test_concurrent_orders_on_one_sku_never_oversell(shop, make_product, settings):
-    settings.WEBHOOK_PROCESSING_CONCURRENCY = 8
     product = make_product(shop.creator, stock=10, external_id="HOT")
     bodies = [order_body(shop, order_id=f"HOT-{n}", items=[("HOT", 1)]) for n in range(24)]
 
@@ -568,12 +566,12 @@ def test_replay_racing_the_live_delivery_applies_the_event_once(shop, make_produ
 @pytest.mark.postgres
 @pytest.mark.django_db(transaction=True)
 def test_flash_sale_burst_publishes_coalesced_and_ends_on_current_metrics(shop, make_product, post_webhook, settings):
-    from realtime import services as realtime_services
+    from realtime import runtime as realtime_runtime
     from realtime.models import DashboardMetric
 
     settings.CREATORFLOW = {**settings.CREATORFLOW, "PUBLISH_COALESCE_SECONDS": 0.5}
     make_product(shop.creator, stock=100, external_id="P-1")
-    realtime_services._coalescer = None
+    realtime_runtime.coalescer_reset()
 
     for number in range(15):
         assert post_webhook(shop, order_body(shop, order_id=f"F{number}", items=[("P-1", 1)])).status_code == 200
@@ -586,7 +584,7 @@ def test_flash_sale_burst_publishes_coalesced_and_ends_on_current_metrics(shop, 
     while total_orders() != 15 and time.monotonic() < deadline:
         time.sleep(0.05)  # polling the database for the background publish, with a deadline
     assert total_orders() == 15
-    assert 1 <= realtime_services._coalescer.publishes < 15
+    assert 1 <= realtime_runtime.coalescer_current().publishes < 15
 
 
 def test_tiktok_outage_during_a_delivery_fails_it_quickly_and_replay_recovers(

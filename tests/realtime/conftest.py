@@ -10,7 +10,8 @@ from django.test import Client
 from django.utils import timezone
 
 from creatorflow.asgi import application
-from orders.services import OrderEvent, OrderLine, order_apply_event
+from orders.events import OrderEvent, OrderLine
+from orders.services import order_apply_event
 
 WEBSOCKET_PATH = "/ws/dashboard/"
 

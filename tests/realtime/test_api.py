@@ -4,7 +4,8 @@ import pytest
 from django.urls import reverse
 
 from inventory.models import InventoryAlert
-from inventory.services import stock_restock, warehouse_get_or_create
+from inventory.services.catalogue import warehouse_get_or_create
+from inventory.services.stock import stock_restock
 
 pytestmark = pytest.mark.django_db
 
@@ -26,7 +27,10 @@ def test_api_answers_get_only(logged_in_client, path):
 
 def test_metrics_of_a_brand_new_creator_has_every_key(logged_in_client):
     body = logged_in_client.get("/api/metrics/").json()
-    assert body["orders"] == {"total_count": 0, "today_count": 0, "total_revenue": "0.00", "avg_processing_time": None}
+    assert body["orders"] == {
+        "total_count": 0, "today_count": 0, "total_revenue": "0.00", "avg_processing_time": None,
+        "gmv_today": "0.00", "short_count": 0, "short_units": 0,
+    }
     assert body["inventory"] == {"total_products": 0, "low_stock_count": 0, "total_value": "0.00", "critical_alerts": 0}
     assert body["system"] == {"health_status": "nominal", "sync_status": "synced", "last_sync": None}
 

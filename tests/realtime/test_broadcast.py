@@ -28,7 +28,8 @@ def test_push_sends_the_rendered_fragments_of_the_topics_to_the_group(creator, m
 
     message = async_to_sync(layer.receive)(channel)
     assert message["type"] == FRAGMENTS_EVENT
-    assert set(message["fragments"]) == {"metric-cards", "inventory-table"}
+    # Each alert row shows its product's live available count, so stock changes re-render the list.
+    assert set(message["fragments"]) == {"metric-cards", "inventory-table", "alert-list"}
     assert "Grouped serum" in message["fragments"]["inventory-table"]
     assert isinstance(message["stamp"], float)
 

@@ -12,11 +12,17 @@ from hypothesis.extra.django import TestCase
 
 from accounts.models import Creator
 from inventory.models import InventoryAlert, Product
-from inventory.services import alert_acknowledge, product_upsert, stock_adjust, stock_restock, stock_set_on_hand
+from inventory.services.alerts import alert_acknowledge
+from inventory.services.catalogue import product_upsert
+from inventory.services.stock import stock_adjust, stock_restock, stock_set_on_hand
 from orders.models import Order, ShopConnection
-from orders.services import OrderEvent, OrderLine, order_apply_event, reservations_expire
+from orders.events import OrderEvent, OrderLine
+from orders.services import order_apply_event, reservations_expire
+from creatorflow import health
+from orders import rollups
 from realtime import selectors, services
-from realtime.models import DashboardMetric, OrderStatsBucket, OrderTotals
+from orders.models import OrderMinute, OrderStatsBucket, OrderTotals, ProductShortage
+from realtime.models import DashboardMetric
 
 pytestmark = pytest.mark.django_db
 
@@ -117,9 +123,9 @@ def test_avg_processing_time_counts_orders_shipped_in_the_last_7_days(shop, crea
 
 
 def test_health_status_is_the_worst_latest_status_per_component(creator):
-    services.health_record(component="tiktok_webhook", status="critical", creator_id=creator.pk)
-    services.health_record(component="tiktok_webhook", status="nominal", creator_id=creator.pk)
-    services.health_record(component="database", status="warning")
+    health.health_record(component="tiktok_webhook", status="critical", creator_id=creator.pk)
+    health.health_record(component="tiktok_webhook", status="nominal", creator_id=creator.pk)
+    health.health_record(component="database", status="warning")
     values = selectors.metrics_compute(creator_id=creator.pk, metric_types={"system"})
     assert values[("system", "health_status")] == "warning"
 
@@ -207,13 +213,26 @@ class MetricsPropertyTests(TestCase):
         actual = selectors.metrics_stored(creator_id=creator.pk)
         for key in (key for key in expected if key[0] != "system"):
             assert actual.get(key) == expected[key], key
-        buckets, totals = selectors.order_rollups_from_source(creator_id=creator.pk)
+        rebuilt = rollups.order_rollups_from_source(creator_id=creator.pk)
         stored_buckets = {
-            b.start: (b.placed_count, b.shipped_count, b.processing_seconds)
+            b.start: (b.placed_count, b.shipped_count, b.processing_seconds, b.paid_amount)
             for b in OrderStatsBucket.objects.filter(creator=creator)
-            if (b.placed_count, b.shipped_count, b.processing_seconds) != (0, 0, 0)
+            if (b.placed_count, b.shipped_count, b.processing_seconds, b.paid_amount) != (0, 0, 0, 0)
         }
-        assert stored_buckets == buckets
+        assert stored_buckets == rebuilt.buckets
+        stored_minutes = {
+            m.minute: (m.orders, m.units, m.paid_amount, m.short_orders, m.short_units)
+            for m in OrderMinute.objects.filter(creator=creator)
+            if (m.orders, m.units, m.paid_amount, m.short_orders, m.short_units) != (0, 0, 0, 0, 0)
+        }
+        assert stored_minutes == rebuilt.minutes
+        totals = OrderTotals.objects.filter(creator=creator).first() or OrderTotals(creator=creator)
+        assert (totals.orders_count, totals.completed_revenue, totals.short_count, totals.short_units) == rebuilt.totals
+        stored_shortages = {
+            s.product_id: (s.orders, s.units) for s in ProductShortage.objects.filter(product__creator=creator)
+            if (s.orders, s.units) != (0, 0)
+        }
+        assert stored_shortages == rebuilt.shortages
 
     def _apply(self, step, shop, products, now):
         kind = step[0]

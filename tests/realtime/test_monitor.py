@@ -6,7 +6,7 @@ import logging
 import pytest
 from realtime import monitor as monitor_module
 from realtime.frames import FramePacer
-from realtime.models import SystemHealth
+from creatorflow.models import SystemHealth
 from realtime.monitor import MONITOR, RealtimeMonitor
 
 from .conftest import websocket_open

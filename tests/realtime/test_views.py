@@ -7,7 +7,8 @@ from django.test import Client
 from django.urls import reverse
 
 from inventory.models import InventoryAlert
-from inventory.services import warehouse_get_or_create, stock_restock
+from inventory.services.catalogue import warehouse_get_or_create
+from inventory.services.stock import stock_restock
 from orders.models import SyncOperation
 
 pytestmark = pytest.mark.django_db

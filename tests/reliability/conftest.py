@@ -24,7 +24,7 @@ from django.db.models import Sum
 from hypothesis import HealthCheck, settings
 
 from inventory.models import Reservation, Stock, StockMovement
-from orders.webhooks import webhook_signature
+from orders.inbox import webhook_signature
 
 WEBHOOK_URL = "/webhooks/tiktok/"
 DEADLINE_SECONDS = 30

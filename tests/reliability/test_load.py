@@ -17,7 +17,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from inventory.models import InventoryAlert, Product, Reservation, Stock, StockMovement
-from inventory.services import stock_restock
+from inventory.services.stock import stock_restock
 from orders.models import Order, WebhookEvent
 from orders.services import reservations_expire
 from realtime.services import metrics_resync

@@ -25,10 +25,11 @@ from django.utils import timezone
 
 from creatorflow.asgi import application
 from inventory.models import InventoryAlert, Product, Warehouse
-from inventory.services import alerts_evaluate
+from inventory.services.alerts import alerts_evaluate
 from orders.models import Order, ShopConnection, SyncOperation, WebhookEvent
-from orders.services import OrderEvent, OrderLine, order_apply_event
-from orders.webhooks import webhook_receive
+from orders.events import OrderEvent, OrderLine
+from orders.services import order_apply_event
+from orders.inbox import webhook_receive
 
 from .conftest import WEBHOOK_URL, encode, order_document, signed
 
@@ -526,7 +527,7 @@ def test_secrets_never_appear_in_logs_or_answers(world, every_log_line, settings
         answers.append(browser.get(path).content.decode())
     answers.append(login.content.decode())
     stored = list(WebhookEvent.objects.values_list("error", flat=True))
-    from realtime.models import SystemHealth  # noqa: PLC0415 - only this test reads it
+    from creatorflow.models import SystemHealth  # noqa: PLC0415 - only this test reads it
 
     stored += list(SystemHealth.objects.values_list("error_message", flat=True))
 

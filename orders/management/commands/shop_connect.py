@@ -2,7 +2,8 @@
 
 from django.core.management.base import BaseCommand, CommandError
 
-from orders.services import OrderError, shop_connect
+from orders.events import OrderError
+from orders.shops import shop_connect
 
 
 class Command(BaseCommand):

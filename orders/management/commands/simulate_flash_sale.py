@@ -16,7 +16,8 @@ from django.core.management.base import BaseCommand, CommandError
 from inventory.models import Product
 from orders.management.progress import ProgressBar
 from orders.models import ShopConnection
-from orders.webhooks import ORDER_STATUS_CHANGE, webhook_signature
+from orders.inbox import webhook_signature
+from orders.payloads import ORDER_STATUS_CHANGE
 
 LOOPBACK_HOSTS = {"127.0.0.1", "localhost", "::1"}
 

@@ -4,7 +4,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 from orders.management.progress import ProgressBar
 from orders.models import WebhookEvent
-from orders.webhooks import webhooks_replay
+from orders.inbox import webhooks_replay
 
 
 class Command(BaseCommand):

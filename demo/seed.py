@@ -9,10 +9,12 @@ from django.contrib.auth import get_user_model
 from django.db import transaction
 from django.utils import timezone
 
-from orders.services import OrderEvent, OrderLine, order_apply_event, shop_connect
-
-from .models import Warehouse
-from .services import product_upsert, stock_restock, warehouse_get_default
+from inventory.models import Warehouse
+from inventory.services.catalogue import product_upsert, warehouse_get_default
+from inventory.services.stock import stock_restock
+from orders.events import OrderEvent, OrderLine
+from orders.services import order_apply_event
+from orders.shops import shop_connect
 
 DEMO_PRODUCTS = [
     # external id, name, sku, stock, reorder point, unit cost, price

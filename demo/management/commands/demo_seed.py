@@ -3,7 +3,7 @@
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand
 
-from inventory.demo import demo_seed
+from demo.seed import demo_seed
 
 
 class Command(BaseCommand):

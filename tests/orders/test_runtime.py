@@ -8,8 +8,9 @@ from django.db import connections
 from django.utils import timezone
 
 from inventory.models import Reservation, Stock, StockMovement
-from orders.expiry import expiry_timer_start
-from orders.services import OrderEvent, OrderLine, order_apply_event, reservations_expire
+from orders.runtime import expiry_timer_start
+from orders.events import OrderEvent, OrderLine
+from orders.services import order_apply_event, reservations_expire
 
 
 def _unpaid_order(shop, product, order_id, quantity=1, *, expired=True):

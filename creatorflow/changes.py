@@ -1,0 +1,96 @@
+"""Change marks: what a transaction changed for which creator, handed on after it commits.
+
+Services of every app call ``changes_mark`` for what they change. The marks of one transaction
+are gathered per creator and handed, once, after commit, to the listener the realtime app
+registers at start-up (``changes_listen``): lower apps announce changes without importing the app
+that shows them, and nothing is announced that could still roll back. Outside a transaction the
+marks are handed on at once.
+"""
+
+from collections import defaultdict
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+
+from django.db import connection, transaction
+
+# Topics a change can touch; the realtime app maps each to the fragments and metrics it affects.
+ORDERS, INVENTORY, ALERTS, SYNC, SYSTEM = "orders", "inventory", "alerts", "sync", "system"
+TOPICS = (ORDERS, INVENTORY, ALERTS, SYNC, SYSTEM)
+
+
+@dataclass
+class Change:
+    """What changed for one creator: the topics, and per topic the ids of the rows marked.
+
+    Row ids are the orders (ORDERS), products (INVENTORY), alerts (ALERTS) or sync operations
+    (SYNC) that changed; a topic marked without ids changed as a whole.
+    """
+
+    topics: set[str] = field(default_factory=set)
+    ids: dict[str, set[int]] = field(default_factory=lambda: defaultdict(set))
+
+    def add(self, topics: Iterable[str], ids: Iterable[int] = ()) -> None:
+        ids = set(ids)
+        for topic in topics:
+            self.topics.add(topic)
+            if ids:
+                self.ids[topic] |= ids
+
+    def merge(self, other: "Change") -> None:
+        self.topics |= other.topics
+        for topic, ids in other.ids.items():
+            self.ids[topic] |= ids
+
+
+Listener = Callable[[int, Change], None]
+_listeners: list[Listener] = []
+
+
+def changes_listen(listener: Listener) -> None:
+    """Call ``listener(creator_id, change)`` for every creator's committed changes (once per process)."""
+    if listener not in _listeners:
+        _listeners.append(listener)
+
+
+def _hand_on(creator_id: int, change: Change) -> None:
+    for listener in _listeners:
+        listener(creator_id, change)
+
+
+class _Pending:
+    """Changes per creator in the current transaction of one database connection."""
+
+    def __init__(self) -> None:
+        self.changes: dict[int, Change] = defaultdict(Change)
+
+    def flush(self) -> None:
+        changes, self.changes = self.changes, defaultdict(Change)
+        for creator_id, change in changes.items():
+            _hand_on(creator_id, change)
+
+
+def _pending() -> _Pending:
+    pending = getattr(connection, "_creatorflow_pending", None)
+    if pending is None:
+        pending = connection._creatorflow_pending = _Pending()
+    return pending
+
+
+def changes_mark(creator_id: int, *topics: str, ids: Iterable[int] = ()) -> None:
+    """Note that the creator's ``topics`` changed (the rows ``ids`` of them, when given).
+
+    Handed on once per transaction, after commit; outside a transaction, at once.
+    """
+    if not connection.in_atomic_block:
+        change = Change()
+        change.add(topics, ids)
+        _hand_on(creator_id, change)
+        return
+    pending = _pending()
+    if not any(callback == pending.flush for _, callback, _ in connection.run_on_commit):
+        # Whatever is pending belongs to a transaction that rolled back.
+        pending.changes.clear()
+    # Registered on every mark, so a savepoint rolled back later cannot take the only flush
+    # with it; the first flush to run hands on everything pending, the others find nothing.
+    transaction.on_commit(pending.flush, robust=True)
+    pending.changes[creator_id].add(topics, ids)

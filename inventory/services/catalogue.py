@@ -1,0 +1,69 @@
+"""The catalogue: a creator's warehouses and products, keyed by their TikTok ids."""
+
+from collections.abc import Iterable
+from decimal import Decimal
+
+from django.db import transaction
+
+from creatorflow.changes import INVENTORY, changes_mark
+from creatorflow.db import creator_keys_condition
+
+from ..models import Product, Warehouse
+from .alerts import alerts_evaluate
+
+
+def warehouse_get_default(*, creator_id: int) -> Warehouse:
+    """Return the creator's default warehouse, creating it on first use."""
+    warehouse, _ = Warehouse.objects.get_or_create(
+        creator_id=creator_id, is_default=True, defaults={"name": "Main warehouse"}
+    )
+    return warehouse
+
+
+def warehouse_get_or_create(*, creator_id: int, external_id: str) -> Warehouse:
+    """Return the creator's warehouse with this TikTok id, creating it when first named."""
+    warehouse, _ = Warehouse.objects.get_or_create(
+        creator_id=creator_id, external_id=external_id, defaults={"name": f"Warehouse {external_id}"}
+    )
+    return warehouse
+
+
+@transaction.atomic
+def product_upsert(
+    *,
+    creator_id: int,
+    external_id: str,
+    name: str | None = None,
+    sku: str | None = None,
+    reorder_point: int | None = None,
+    unit_cost: Decimal | None = None,
+) -> tuple[Product, bool]:
+    """Create or update the creator's product with this TikTok id; return (product, created)."""
+    changes = {
+        field: value
+        for field, value in {"name": name, "sku": sku, "reorder_point": reorder_point, "unit_cost": unit_cost}.items()
+        if value is not None
+    }
+    product, created = Product.objects.get_or_create(
+        creator_id=creator_id,
+        external_id=external_id,
+        defaults={"name": f"TikTok product {external_id}", **changes},
+    )
+    if created:
+        changes_mark(creator_id, INVENTORY, ids=[product.pk])
+    elif any(getattr(product, field) != value for field, value in changes.items()):
+        for field, value in changes.items():
+            setattr(product, field, value)
+        product.save(update_fields=[*changes, "updated_at"])
+        changes_mark(creator_id, INVENTORY, ids=[product.pk])
+        if "reorder_point" in changes:
+            alerts_evaluate(product_ids=[product.pk])
+    return product, created
+
+
+def products_by_external_id(*, keys: Iterable[tuple[int, str]]) -> dict[tuple[int, str], Product]:
+    """Return the products named by (creator id, TikTok id) pairs, in one query; missing ones are left out."""
+    condition = creator_keys_condition(keys)
+    if condition is None:
+        return {}
+    return {(product.creator_id, product.external_id): product for product in Product.objects.filter(condition)}

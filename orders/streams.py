@@ -1,0 +1,68 @@
+"""Each shop's webhook stream: a SyncOperation counting the events applied and the ones that failed."""
+
+from datetime import datetime
+
+from django.db.models import F
+
+from creatorflow.changes import SYNC, changes_mark
+from creatorflow.health import health_record
+from creatorflow.models import SystemHealth
+
+from .models import ShopConnection, SyncOperation
+
+HEALTH_COMPONENT = "tiktok_webhook"
+
+
+def stream_record(*, shop: ShopConnection, now: datetime, processed: int = 1, error: str = "") -> None:
+    """Count ``processed`` applied events (or one failed event, with ``error``) on the shop's stream.
+
+    The stream is created on first use. A good event after a failure sets the stream running
+    again and records the webhook component nominal, so the dashboard's health clears.
+    """
+    stream = SyncOperation.objects.filter(shop=shop, type=SyncOperation.Type.WEBHOOK_STREAM)
+    if error:
+        changes = {"error_count": F("error_count") + 1, "last_error": error[:2000], "status": SyncOperation.Status.FAILED}
+    else:
+        changes = {"processed_count": F("processed_count") + processed, "status": SyncOperation.Status.RUNNING}
+    changes.update(last_event_at=now, updated_at=now)
+    recovered = False
+    updated = 0
+    if not error:
+        updated = stream.filter(status=SyncOperation.Status.RUNNING).update(**changes)
+    if not updated:
+        updated = stream.update(**changes)
+        recovered = bool(updated) and not error
+    if not updated:
+        _, created = SyncOperation.objects.get_or_create(
+            shop=shop,
+            type=SyncOperation.Type.WEBHOOK_STREAM,
+            defaults={
+                "creator_id": shop.creator_id,
+                "source": "tiktok",
+                "target": "webhooks",
+                "status": SyncOperation.Status.FAILED if error else SyncOperation.Status.RUNNING,
+                "processed_count": 0 if error else processed,
+                "error_count": 1 if error else 0,
+                "last_error": error[:2000],
+                "last_event_at": now,
+                "started_at": now,
+            },
+        )
+        if not created:
+            stream.update(**changes)  # Created by a concurrent first event.
+    if recovered:
+        # The stream had failed; a good event clears the critical health state on the dashboard.
+        health_record(component=HEALTH_COMPONENT, status=SystemHealth.Status.NOMINAL, creator_id=shop.creator_id)
+    changes_mark(shop.creator_id, SYNC)
+
+
+def stream_failure_record(*, shop: ShopConnection, event_id: int, event_type: str, error: str, now: datetime) -> None:
+    """Record a failed event on the shop's stream and as a critical webhook health record."""
+    health_record(
+        component=HEALTH_COMPONENT,
+        status=SystemHealth.Status.CRITICAL,
+        error_message=f"Webhook event {event_id} ({event_type}) failed: {error}",
+        metrics={"event_id": event_id, "event_type": event_type},
+        creator_id=shop.creator_id,
+    )
+    stream_record(shop=shop, now=now, error=f"Event {event_id}: {error}")

@@ -1,0 +1,30 @@
+"""After commit, bring a creator's dashboards up to date: recompute the touched metrics, then push.
+
+``creatorflow.changes`` hands every committed change (creator, topics) to ``changes_published``,
+which the realtime app registers at start-up. It publishes at once, or, when
+``PUBLISH_COALESCE_SECONDS`` is set, through this process's coalescer (``realtime.runtime``).
+"""
+
+from django.conf import settings
+
+from creatorflow.changes import ALERTS, INVENTORY, ORDERS, SYNC, SYSTEM, Change
+
+from . import broadcast, runtime, services
+
+METRIC_TYPES_BY_TOPIC = {ORDERS: "orders", INVENTORY: "inventory", ALERTS: "inventory", SYNC: "system", SYSTEM: "system"}
+
+
+def changes_publish(creator_id: int, topics: set[str]) -> None:
+    """Recompute the metrics under ``topics`` and push the changed fragments to the creator."""
+    metric_types = {METRIC_TYPES_BY_TOPIC[topic] for topic in topics}
+    services.metrics_recompute(creator_id=creator_id, metric_types=metric_types)
+    broadcast.dashboard_push(creator_id=creator_id, topics=topics)
+
+
+def changes_published(creator_id: int, change: Change) -> None:
+    """Publish committed changes now, or coalesced when ``PUBLISH_COALESCE_SECONDS`` is set."""
+    interval = settings.CREATORFLOW.get("PUBLISH_COALESCE_SECONDS") or 0
+    if interval <= 0:
+        changes_publish(creator_id, change.topics)
+        return
+    runtime.coalescer(interval, changes_publish).add(creator_id, set(change.topics))

@@ -1,0 +1,161 @@
+"""Process-wide machinery of the realtime app: the server's event loop, the publishing thread,
+and the snapshot renders shared between connections.
+
+Everything here belongs to one server process and starts on first use, never at import, so a
+server that forks workers starts its own in each worker.
+"""
+
+import asyncio
+import logging
+import threading
+import time
+from collections import defaultdict
+from collections.abc import Callable
+
+from channels.db import database_sync_to_async
+from django.db import connection
+
+logger = logging.getLogger("creatorflow.realtime")
+
+# --- the server's event loop -------------------------------------------------------------------
+
+_server_loop: asyncio.AbstractEventLoop | None = None
+
+
+def server_loop_register() -> None:
+    """Remember the running event loop of this server process; called by the dashboard consumer."""
+    global _server_loop  # noqa: PLW0603 - one loop per process, set from inside it
+    _server_loop = asyncio.get_running_loop()
+
+
+def server_loop() -> asyncio.AbstractEventLoop | None:
+    """Return this process's server loop when it is running, None in a command or before any socket."""
+    loop = _server_loop
+    return loop if loop is not None and loop.is_running() else None
+
+
+# --- coalesced publishing ----------------------------------------------------------------------
+
+Publish = Callable[[int, set[str]], None]
+
+
+class Coalescer:
+    """Publish each creator's changes at most once per ``interval``, from one background thread.
+
+    A flash sale commits hundreds of orders a second for one creator; recomputing metrics and
+    rendering fragments for each would cost more than the orders themselves. Topics gathered
+    during the interval are merged and published once, from the state current by then (latest
+    state wins); the first change after a quiet spell is published at once.
+    """
+
+    def __init__(self, interval: float, publish: Publish) -> None:
+        self.interval = interval
+        self.publish = publish
+        self.condition = threading.Condition()
+        self.pending: dict[int, set[str]] = defaultdict(set)
+        self.last: dict[int, float] = {}
+        self.thread: threading.Thread | None = None
+        self.publishes = 0  # how many publishes ran (for tests and diagnostics)
+
+    def add(self, creator_id: int, topics: set[str]) -> None:
+        with self.condition:
+            self.pending[creator_id].update(topics)
+            if self.thread is None or not self.thread.is_alive():
+                self.thread = threading.Thread(target=self._run, name="creatorflow-publish", daemon=True)
+                self.thread.start()
+            self.condition.notify()
+
+    def _due(self) -> dict[int, set[str]]:
+        with self.condition:
+            while True:
+                now = time.monotonic()
+                due = [c for c in self.pending if now - self.last.get(c, float("-inf")) >= self.interval]
+                if due:
+                    for creator_id in due:
+                        self.last[creator_id] = now
+                    return {creator_id: self.pending.pop(creator_id) for creator_id in due}
+                waits = [self.last[c] + self.interval - now for c in self.pending]
+                self.condition.wait(timeout=min(waits) if waits else None)
+
+    def _run(self) -> None:
+        while True:
+            for creator_id, topics in self._due().items():
+                try:
+                    self.publish(creator_id, topics)
+                    self.publishes += 1
+                except Exception as error:  # noqa: BLE001 - the changes are committed; the next publish corrects
+                    logger.error("coalesced publish for creator %s failed (%s)", creator_id, type(error).__name__)
+                finally:
+                    connection.close()  # back to the pool between bursts
+
+
+_coalescer: Coalescer | None = None
+
+
+def coalescer(interval: float, publish: Publish) -> Coalescer:
+    """Return this process's coalescer for ``interval`` (a new one when the interval changed)."""
+    global _coalescer  # noqa: PLW0603 - one coalescer per process
+    if _coalescer is None or _coalescer.interval != interval:
+        _coalescer = Coalescer(interval, publish)
+    return _coalescer
+
+
+def coalescer_current() -> Coalescer | None:
+    return _coalescer
+
+
+def coalescer_reset() -> None:
+    """Forget the coalescer, so the next coalesced publish starts a fresh one (tests)."""
+    global _coalescer  # noqa: PLW0603
+    _coalescer = None
+
+
+# --- shared snapshot renders -------------------------------------------------------------------
+
+Stamped = tuple[float, dict[str, str]]
+
+
+class _Flight:
+    """One snapshot render, shareable until it starts reading the database."""
+
+    def __init__(self, render: Callable[[], Stamped]) -> None:
+        self.started_at: float | None = None
+        self._render_fn = render
+        self.future = asyncio.ensure_future(database_sync_to_async(self._render, thread_sensitive=False)())
+
+    def _render(self) -> Stamped:
+        self.started_at = time.time()
+        return self._render_fn()
+
+    def covers(self, joined_at: float) -> bool:
+        """Tell whether a connection that joined its group at ``joined_at`` may use this render."""
+        return self.started_at is None or self.started_at >= joined_at
+
+
+class SnapshotFlights:
+    """Share one snapshot render among the connections of a creator that arrive together.
+
+    A restarted server sees every tab reconnect within a second or two; rendering the same
+    snapshot once per tab would queue them all behind each other. A render is shared only with
+    connections that had joined the creator's group before it started reading, so none of them
+    can miss a change committed in between (the render shows it, or its broadcast reaches them).
+    Renders run in the worker pool rather than the one thread-sensitive thread, so a crowd of
+    snapshots does not hold up the session lookups of the handshakes behind them.
+    """
+
+    def __init__(self) -> None:
+        self._flights: dict[tuple, _Flight] = {}
+
+    async def render(self, key: tuple, render: Callable[[], Stamped], *, joined_at: float) -> Stamped:
+        flight = self._flights.get(key)
+        if flight is None or not flight.covers(joined_at):
+            flight = self._flights[key] = _Flight(render)
+            flight.future.add_done_callback(lambda done, key=key, flight=flight: self._forget(key, flight))
+        return await asyncio.shield(flight.future)
+
+    def _forget(self, key: tuple, flight: _Flight) -> None:
+        if self._flights.get(key) is flight:
+            del self._flights[key]
+
+
+SNAPSHOTS = SnapshotFlights()
