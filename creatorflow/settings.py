@@ -60,7 +60,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
-    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "servestatic.middleware.ServeStaticMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -162,7 +162,7 @@ USE_TZ = True
 STATIC_URL = "static/"
 STATICFILES_DIRS = [BASE_DIR / "static"]
 STATIC_ROOT = BASE_DIR / "staticfiles"
-WHITENOISE_USE_FINDERS = True
+SERVESTATIC_USE_FINDERS = True
 
 # Security: strict in production, driven by the environment.
 SESSION_COOKIE_SECURE = _env_bool("SECURE_COOKIES", not DEBUG)
@@ -190,10 +190,10 @@ CREATORFLOW = {
     "INBOX_BATCH_MAX": int(os.environ.get("CREATORFLOW_INBOX_BATCH_MAX", "200")),
     "INBOX_ORPHAN_SECONDS": float(os.environ.get("CREATORFLOW_INBOX_ORPHAN_SECONDS", "10")),
     "INBOX_ANSWER_WITHIN_SECONDS": float(os.environ.get("CREATORFLOW_INBOX_ANSWER_WITHIN", "2")),
-    # 0 (default): metrics and pushes once per transaction, right after commit. Above 0: at most
-    # once per creator per that many seconds, from one background thread per process — for one
-    # creator's flash sale; with many busy creators that one thread falls behind (bench/README.md).
-    "PUBLISH_COALESCE_SECONDS": float(os.environ.get("CREATORFLOW_PUBLISH_COALESCE", "0")),
+    # Metrics and pushes leave the committing thread: a creator's first change is published at
+    # once, later ones at most once per this many seconds, on a few publishing threads per
+    # process (realtime.runtime.Coalescer). 0: once per transaction, right after commit (tests).
+    "PUBLISH_COALESCE_SECONDS": float(os.environ.get("CREATORFLOW_PUBLISH_COALESCE", "0.1")),
 }
 
 LOG_LEVEL = os.environ.get("LOG_LEVEL", "INFO")

@@ -23,7 +23,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from creatorflow.changes import ORDERS, changes_mark
-from creatorflow.db import insert_missing
+from creatorflow.db import insert_missing, rows_update
 from inventory.models import Product, Reservation
 from inventory.services.alerts import ShortOrders, alerts_raise_insufficient_stock
 from inventory.services.catalogue import product_upsert, products_by_external_id, warehouse_get_or_create
@@ -229,7 +229,7 @@ class _Batch:
         orders = sorted((entry.order for entry in entries), key=lambda order: order.pk)
         for order in orders:
             order.updated_at = self.now
-        Order.objects.bulk_update(orders, [*_EVENT_FIELDS, "updated_at"])
+        rows_update(orders, [*_EVENT_FIELDS, "updated_at"])
         self.book.flush(now=self.now)
         rollups_apply(
             FiguresChange(creator_id=entry.order.creator_id, before=entry.before, after=OrderFigures.of(entry.order, entry.lines()))

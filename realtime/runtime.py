@@ -6,11 +6,13 @@ server that forks workers starts its own in each worker.
 """
 
 import asyncio
+import atexit
 import logging
 import threading
 import time
 from collections import defaultdict
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 
 from channels.db import database_sync_to_async
 from django.db import connection
@@ -40,28 +42,33 @@ Publish = Callable[[int, set[str]], None]
 
 
 class Coalescer:
-    """Publish each creator's changes at most once per ``interval``, from one background thread.
+    """Publish each creator's changes at most once per ``interval``, on a small pool of threads.
 
     A flash sale commits hundreds of orders a second for one creator; recomputing metrics and
-    rendering fragments for each would cost more than the orders themselves. Topics gathered
-    during the interval are merged and published once, from the state current by then (latest
-    state wins); the first change after a quiet spell is published at once.
+    rendering fragments for each would cost more than the orders themselves. The first change
+    after a quiet spell is published at once (leading edge); changes gathered while a creator
+    waits out its interval, or while its last publish runs, are merged and published once, from
+    the state current by then (latest state wins). Creators publish side by side on ``workers``
+    threads, so one slow creator never holds up the others, and one creator never runs twice at once.
     """
 
-    def __init__(self, interval: float, publish: Publish) -> None:
+    def __init__(self, interval: float, publish: Publish, *, workers: int = 4) -> None:
         self.interval = interval
         self.publish = publish
         self.condition = threading.Condition()
         self.pending: dict[int, set[str]] = defaultdict(set)
         self.last: dict[int, float] = {}
+        self.running: set[int] = set()
         self.thread: threading.Thread | None = None
+        self.pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="creatorflow-publish")
         self.publishes = 0  # how many publishes ran (for tests and diagnostics)
+        atexit.register(self.flush)  # a command's last changes reach the dashboards before it exits
 
     def add(self, creator_id: int, topics: set[str]) -> None:
         with self.condition:
             self.pending[creator_id].update(topics)
             if self.thread is None or not self.thread.is_alive():
-                self.thread = threading.Thread(target=self._run, name="creatorflow-publish", daemon=True)
+                self.thread = threading.Thread(target=self._run, name="creatorflow-coalesce", daemon=True)
                 self.thread.start()
             self.condition.notify()
 
@@ -69,24 +76,45 @@ class Coalescer:
         with self.condition:
             while True:
                 now = time.monotonic()
-                due = [c for c in self.pending if now - self.last.get(c, float("-inf")) >= self.interval]
+                waiting = [c for c in self.pending if c not in self.running]
+                due = [c for c in waiting if now - self.last.get(c, float("-inf")) >= self.interval]
                 if due:
                     for creator_id in due:
                         self.last[creator_id] = now
+                        self.running.add(creator_id)
                     return {creator_id: self.pending.pop(creator_id) for creator_id in due}
-                waits = [self.last[c] + self.interval - now for c in self.pending]
-                self.condition.wait(timeout=min(waits) if waits else None)
+                waits = [self.last[c] + self.interval - now for c in waiting]
+                self.condition.wait(timeout=max(0.0, min(waits)) if waits else None)
 
     def _run(self) -> None:
         while True:
             for creator_id, topics in self._due().items():
                 try:
-                    self.publish(creator_id, topics)
-                    self.publishes += 1
-                except Exception as error:  # noqa: BLE001 - the changes are committed; the next publish corrects
-                    logger.error("coalesced publish for creator %s failed (%s)", creator_id, type(error).__name__)
-                finally:
-                    connection.close()  # back to the pool between bursts
+                    self.pool.submit(self._publish_one, creator_id, topics)
+                except RuntimeError:  # the interpreter is shutting down: flush() publishes the rest
+                    with self.condition:
+                        self.pending[creator_id].update(topics)
+                        self.running.discard(creator_id)
+                    return
+
+    def flush(self) -> None:
+        """Publish everything still waiting, now, on this thread (a command or server ending)."""
+        with self.condition:
+            pending, self.pending = dict(self.pending), defaultdict(set)
+        for creator_id, topics in pending.items():
+            self._publish_one(creator_id, topics)
+
+    def _publish_one(self, creator_id: int, topics: set[str]) -> None:
+        try:
+            self.publish(creator_id, topics)
+            self.publishes += 1
+        except Exception as error:  # noqa: BLE001 - the changes are committed; the next publish corrects
+            logger.error("coalesced publish for creator %s failed (%s)", creator_id, type(error).__name__)
+        finally:
+            connection.close()  # back to the pool between bursts
+            with self.condition:
+                self.running.discard(creator_id)
+                self.condition.notify()
 
 
 _coalescer: Coalescer | None = None

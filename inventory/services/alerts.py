@@ -15,7 +15,7 @@ from django.db.models import Q, Sum
 from django.utils import timezone
 
 from creatorflow.changes import ALERTS, changes_mark
-from creatorflow.db import create_or_fetch
+from creatorflow.db import create_or_fetch, rows_update
 
 from ..levels import Level, stock_level
 from ..models import InventoryAlert, Product, ProductSalesMinute, Stock
@@ -160,7 +160,7 @@ def alerts_evaluate(
         elif existing is not None:
             _alert_resolve(existing, now=now)
     if faster:
-        Product.objects.bulk_update(faster, ["velocity_per_hour"])
+        rows_update(sorted(faster, key=lambda product: product.pk), ["velocity_per_hour"])
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from creatorflow.changes import INVENTORY, changes_mark
-from creatorflow.db import upsert_increments
+from creatorflow.db import rows_update, upsert_increments
 
 from .. import locks
 from ..models import Product, ProductSalesMinute, Reservation, Stock, StockMovement, Warehouse
@@ -215,7 +215,7 @@ class StockBook:
             changed = sorted(self._changed.values(), key=lambda stock: stock.pk)
             for stock in changed:
                 stock.updated_at = now
-            Stock.objects.bulk_update(changed, ["on_hand", "reserved", "updated_at"])
+            rows_update(changed, ["on_hand", "reserved", "updated_at"])
             marks: dict[int, set[int]] = defaultdict(set)
             for stock in changed:
                 marks[stock.product.creator_id].add(stock.product_id)
