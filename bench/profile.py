@@ -45,7 +45,7 @@ def main() -> None:
                                     hot=seeded["hot"], seed=7)
     server = ingest.Server(env, port=8111, workers=os.cpu_count() or 2, log=out / "serve-profile.log")
     try:
-        workers = [int(pid) for pid in subprocess.run(["pgrep", "-g", str(server.process.pid), "-f", "multiprocessing"],
+        workers = [int(pid) for pid in subprocess.run(["pgrep", "-g", str(server.process.pid), "-f", "spawn_main"],
                                                       capture_output=True, text=True).stdout.split()]
         load = threading.Thread(target=lambda: print(ingest.wrk(
             8111, "/webhooks/tiktok/", requests, seconds=args.seconds + 4, connections=args.connections, threads=1,

@@ -52,6 +52,7 @@ class Applier(threading.Thread):
         self.batches = 0  # batches applied (diagnostics, tests)
         self.largest_batch = 0
         self._swept = time.monotonic()
+        self.stopped = threading.Event()
         # Events answered "queued" whose batch then met a database outage: their senders were
         # told they would be applied, so the applier tries them again with its next batch.
         self._owed: dict[int, Pending] = {}
@@ -62,8 +63,12 @@ class Applier(threading.Thread):
         self.jobs.put(_Job(pending, future))
         return future
 
+    def stop(self) -> None:
+        """Stop after the batch in hand (tests; a server's applier runs as long as its process)."""
+        self.stopped.set()
+
     def run(self) -> None:
-        while True:
+        while not self.stopped.is_set():
             jobs = self._take()
             try:
                 if jobs or self._owed:
