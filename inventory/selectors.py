@@ -61,6 +61,10 @@ class InventoryRow:
         return StockLevel.LABELS[self.level]
 
 
+def products_exist(*, creator_id: int) -> bool:
+    return Product.objects.filter(creator_id=creator_id).exists()
+
+
 def warehouses_list(*, creator_id: int) -> list[Warehouse]:
     """Return the creator's warehouses, default first."""
     return list(Warehouse.objects.filter(creator_id=creator_id).order_by("-is_default", "name", "pk"))

@@ -9,7 +9,7 @@ from django.db.models import Case, IntegerField, Prefetch, Value, When
 from inventory.models import Reservation
 
 from .events import OrderError
-from .models import Order, OrderItem, SyncOperation, WebhookEvent
+from .models import Order, OrderItem, ShopConnection, SyncOperation, WebhookEvent
 
 RECENT_ORDERS_LIMIT = 15
 SYNC_OPERATIONS_LIMIT = 6
@@ -109,3 +109,8 @@ def orders_currency(*, creator_id: int) -> str:
         if currency:
             return currency
     return settings.CREATORFLOW["CURRENCY"]
+
+
+def shop_ids(*, creator_id: int) -> list[str]:
+    """Return the TikTok shop ids the creator has connected."""
+    return list(ShopConnection.objects.filter(creator_id=creator_id).order_by("pk").values_list("shop_id", flat=True))

@@ -248,6 +248,7 @@ def _context_alert_list(creator_id: int, filters: DashboardFilters, now: datetim
     return {
         "alert_rows": [AlertRow.of(alert, available=available.get(alert.product_id) or 0) for alert in alerts],
         "open_alert_count": count,
+        "has_products": bool(alerts) or inventory_selectors.products_exist(creator_id=creator_id),
     }
 
 

@@ -50,7 +50,21 @@ def dashboard(request):
     with timezone.override(selectors.creator_tz(creator_id)):
         context = fragments.dashboard_context(creator_id=creator_id, filters=filters)
         context["websocket_path"] = WEBSOCKET_PATH
+        context["onboarding"] = _onboarding(request)
         return render(request, fragments.TEMPLATE, context)
+
+
+def _onboarding(request) -> dict | None:
+    """What a seller without a shop or products needs to connect one; None once both exist."""
+    creator_id = request.user.pk
+    shops = order_selectors.shop_ids(creator_id=creator_id)
+    if shops and inventory_selectors.products_exist(creator_id=creator_id):
+        return None
+    return {
+        "webhook_url": request.build_absolute_uri(reverse("orders:tiktok-webhook")),
+        "shop_id": shops[0] if shops else "",
+        "username": request.user.get_username(),
+    }
 
 
 def _fragments_response(request, names) -> object:

@@ -65,3 +65,22 @@ def test_system_health_is_not_green_over_a_failed_sync(creator, shop):
     assert 'data-tone="warning"' in health
     assert "Nominal" not in health
     assert "Sync failed" in health
+
+
+def test_a_seller_without_a_shop_sees_how_to_connect_one(client, creator):
+    client.force_login(creator)
+    html = client.get("/").content.decode()
+
+    assert 'id="onboarding"' in html
+    assert "http://testserver/webhooks/tiktok/" in html and 'data-copy="onboarding-webhook-url"' in html
+    assert "HMAC-SHA256" in html
+    assert "shop_connect alice" in html and "simulate_flash_sale --url http://testserver/webhooks/tiktok/" in html
+
+
+def test_onboarding_goes_once_the_shop_has_products(client, creator, shop, make_product):
+    client.force_login(creator)
+    assert "--shop-id shop-1 --orders 1" in client.get("/").content.decode()  # a shop, no products yet
+
+    make_product(creator, stock=1)
+
+    assert 'id="onboarding"' not in client.get("/").content.decode()
