@@ -50,6 +50,7 @@ FRAGMENT_TOPICS: dict[str, frozenset[str]] = {
 FRAGMENT_NAMES: tuple[str, ...] = tuple(FRAGMENT_TOPICS)
 
 CHART_WIDTH, CHART_HEIGHT, CHART_HOURS = 480, 120, 24
+LIVE_CHART_WIDTH, LIVE_CHART_HEIGHT = 1200, 150  # the LIVE header spans the page
 FLAGGED = "flagged"  # the recent orders' status filter for orders carrying any flag
 
 
@@ -163,14 +164,16 @@ def _scale_max(peak: int) -> int:
         magnitude *= 10
 
 
-def _bar_chart(slots: list[tuple[datetime, int]], *, unit: str, tick_every: int) -> Chart:
+def _bar_chart(
+    slots: list[tuple[datetime, int]], *, unit: str, tick_every: int, width: int = CHART_WIDTH, height: int = CHART_HEIGHT
+) -> Chart:
     """Lay out one bar per slot (start, orders) for an SVG, labelled in the current time zone."""
     peak = max((count for _, count in slots), default=0)
     top = _scale_max(peak)
-    slot = CHART_WIDTH / len(slots)
-    gap = 4 if slot >= 12 else 1
-    plot_height = CHART_HEIGHT - 16  # room for the time labels under the bars
-    chart = Chart(scale_max=top, total=sum(count for _, count in slots), peak=peak, unit=unit)
+    slot = width / len(slots)
+    gap = 4 if slot >= 12 else 2
+    plot_height = height - 16  # room for the time labels under the bars
+    chart = Chart(scale_max=top, total=sum(count for _, count in slots), peak=peak, unit=unit, width=width, height=height)
     current_tz = timezone.get_current_timezone()
     for index, (start, count) in enumerate(slots):
         height = round(plot_height * count / top, 1) if count else 0
@@ -189,7 +192,7 @@ def _bar_chart(slots: list[tuple[datetime, int]], *, unit: str, tick_every: int)
         if index == 0:
             chart.ticks.append(ChartTick(x=2, label=label, anchor="start"))
         elif index == len(slots) - 1:
-            chart.ticks.append(ChartTick(x=CHART_WIDTH - 2, label="now", anchor="end"))
+            chart.ticks.append(ChartTick(x=width - 2, label="now", anchor="end"))
         elif index % tick_every == 0:
             chart.ticks.append(ChartTick(x=round(index * slot + slot / 2, 1), label=label))
     return chart
@@ -206,7 +209,10 @@ def live_chart(figures: live_selectors.LiveFigures) -> Chart:
     window = live_selectors.PER_MINUTE_WINDOW
     first = figures.last_minute - timedelta(minutes=window - 1)
     minutes = [first + timedelta(minutes=index) for index in range(window)]
-    return _bar_chart([(minute, counts.get(minute, 0)) for minute in minutes], unit="min", tick_every=15)
+    return _bar_chart(
+        [(minute, counts.get(minute, 0)) for minute in minutes], unit="min", tick_every=15,
+        width=LIVE_CHART_WIDTH, height=LIVE_CHART_HEIGHT,
+    )
 
 
 def _context_live_header(creator_id: int, filters: DashboardFilters, now: datetime) -> dict:
