@@ -182,6 +182,8 @@ DATA_UPLOAD_MAX_MEMORY_SIZE = WEBHOOK_MAX_BODY_BYTES + 1024
 
 CREATORFLOW = {
     "RESERVATION_TTL_HOURS": 24,
+    # Shown on amounts when a seller's orders carry no currency (CreatorFlow's own webhook shape).
+    "CURRENCY": os.environ.get("CREATORFLOW_CURRENCY", "USD"),
     "EXPIRE_IN_PROCESS": _env_bool("CREATORFLOW_EXPIRE_IN_PROCESS", not DATABASE_URL),
     "PUSH_INTERVAL_SECONDS": float(os.environ.get("CREATORFLOW_PUSH_INTERVAL", "0.1")),
     # The inbox applier (orders.runtime.Applier): events per batch, how long a stored event may

@@ -61,6 +61,10 @@ class InventoryRow:
         return StockLevel.LABELS[self.level]
 
 
+def products_exist(*, creator_id: int) -> bool:
+    return Product.objects.filter(creator_id=creator_id).exists()
+
+
 def warehouses_list(*, creator_id: int) -> list[Warehouse]:
     """Return the creator's warehouses, default first."""
     return list(Warehouse.objects.filter(creator_id=creator_id).order_by("-is_default", "name", "pk"))
@@ -152,14 +156,14 @@ def products_available(*, creator_id: int, product_ids: Sequence[int]) -> dict[i
 
 
 def alerts_open(*, creator_id: int, limit: int = ALERTS_OPEN_LIMIT) -> list[InventoryAlert]:
-    """Return active and acknowledged alerts: unacknowledged first, then by severity, newest first."""
+    """Return active and acknowledged alerts in priority order: emergency first, unacknowledged before seen, newest first."""
     return list(
         InventoryAlert.objects.filter(creator_id=creator_id, status__in=InventoryAlert.OPEN_STATUSES)
         .select_related("product")
         .annotate(severity_order=_SEVERITY_ORDER)
         .order_by(
-            Case(When(status=InventoryAlert.Status.ACTIVE, then=Value(0)), default=Value(1)),
             "severity_order",
+            Case(When(status=InventoryAlert.Status.ACTIVE, then=Value(0)), default=Value(1)),
             "-updated_at",
             "-pk",
         )[:limit]

@@ -3,23 +3,88 @@
 Nothing here writes. Every function takes the creator's id and returns only that creator's rows.
 """
 
+from django.conf import settings
 from django.db.models import Case, IntegerField, Prefetch, Value, When
 
-from .models import Order, OrderItem, SyncOperation
+from inventory.models import Reservation
+
+from .events import OrderError
+from .models import Order, OrderItem, ShopConnection, SyncOperation, WebhookEvent
 
 RECENT_ORDERS_LIMIT = 15
 SYNC_OPERATIONS_LIMIT = 6
+CURRENCY_LOOKBACK = 50  # latest orders searched for the seller's currency
 
 
-def orders_recent(*, creator_id: int, status: str | None = None, limit: int = RECENT_ORDERS_LIMIT) -> list[Order]:
-    """Return the creator's latest orders (by placement), optionally of one status, with their items."""
+FLAG_ANY = "any"  # a flag filter meaning "flagged at all"
+ORDERS_PAGE_SIZE = 50
+
+
+def _orders(creator_id: int, *, status: str | None, flag: str | None, search: str = ""):
     orders = Order.objects.filter(creator_id=creator_id)
     if status is not None:
         orders = orders.filter(status=status)
+    if flag == FLAG_ANY:
+        orders = orders.exclude(flags=[])
+    elif flag is not None:
+        # Flags are a JSON list of words none of which holds another: its text names the flag quoted.
+        orders = orders.filter(flags__icontains=f'"{flag}"')
+    if search:
+        orders = orders.filter(external_id__icontains=search)
+    return orders.order_by("-placed_at", "-pk").prefetch_related(
+        Prefetch("items", queryset=OrderItem.objects.select_related("product").order_by("pk"))
+    )
+
+
+def flag_filter_parse(value: str | None) -> str | None:
+    """Return the flag a filter value names (``any`` for every flagged order), None for "all"; raise OrderError."""
+    word = (value or "").strip().lower()
+    if word == "":
+        return None
+    if word == FLAG_ANY or word in Order.Flag.values:
+        return word
+    raise OrderError(f"Unknown flag {value!r}; expected {FLAG_ANY} or one of {', '.join(Order.Flag.values)}.")
+
+
+def orders_recent(
+    *, creator_id: int, status: str | None = None, flag: str | None = None, limit: int = RECENT_ORDERS_LIMIT
+) -> list[Order]:
+    """Return the creator's latest orders (by placement), optionally of one status or flag, with their items."""
+    return list(_orders(creator_id, status=status, flag=flag)[:limit])
+
+
+def orders_page(
+    *, creator_id: int, status: str | None = None, flag: str | None = None, search: str = "", page: int = 1,
+    per_page: int = ORDERS_PAGE_SIZE,
+) -> tuple[list[Order], int]:
+    """Return one page of the creator's orders (newest first) matching the filters, and how many match."""
+    orders = _orders(creator_id, status=status, flag=flag, search=search.strip())
+    count = orders.count()
+    offset = (max(1, page) - 1) * per_page
+    return list(orders[offset : offset + per_page]), count
+
+
+def order_get(*, creator_id: int, order_pk: int) -> Order:
+    """Return one of the creator's orders with its items; raise Order.DoesNotExist for anyone else's."""
+    return Order.objects.select_related("shop").prefetch_related(
+        Prefetch("items", queryset=OrderItem.objects.select_related("product").order_by("pk"))
+    ).get(creator_id=creator_id, pk=order_pk)
+
+
+def order_reservations(*, order: Order) -> list[Reservation]:
+    """Return the stock reservations held or once held for the order's lines."""
     return list(
-        orders.order_by("-placed_at", "-pk").prefetch_related(
-            Prefetch("items", queryset=OrderItem.objects.select_related("product").order_by("pk"))
-        )[:limit]
+        Reservation.objects.filter(order_item__order=order).select_related("stock__warehouse", "stock__product", "order_item")
+        .order_by("pk")
+    )
+
+
+def order_webhook_events(*, order: Order, limit: int = 50) -> list[WebhookEvent]:
+    """Return the inbox events of the order's shop whose body names the order, in arrival order."""
+    if order.shop_id is None:
+        return []
+    return list(
+        WebhookEvent.objects.filter(shop_id=order.shop_id, body__contains=f'"{order.external_id}"').order_by("pk")[:limit]
     )
 
 
@@ -34,3 +99,18 @@ def sync_operations_recent(*, creator_id: int, limit: int = SYNC_OPERATIONS_LIMI
             "-pk",
         )[:limit]
     )
+
+
+def orders_currency(*, creator_id: int) -> str:
+    """Name the seller's currency: the latest of their recent orders that carries one, else the default."""
+    for currency in Order.objects.filter(creator_id=creator_id).order_by("-placed_at", "-pk").values_list(
+        "currency", flat=True
+    )[:CURRENCY_LOOKBACK]:
+        if currency:
+            return currency
+    return settings.CREATORFLOW["CURRENCY"]
+
+
+def shop_ids(*, creator_id: int) -> list[str]:
+    """Return the TikTok shop ids the creator has connected."""
+    return list(ShopConnection.objects.filter(creator_id=creator_id).order_by("pk").values_list("shop_id", flat=True))

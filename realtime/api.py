@@ -1,13 +1,15 @@
-"""The JSON API (DESIGN.md "JSON API"): the logged-in creator's metrics, inventory, orders and alerts.
+"""The JSON API (DESIGN.md "JSON API"): the logged-in creator's metrics, inventory, orders, alerts and LIVEs.
 
-Session authentication; anonymous requests get 401 JSON, another creator's ids 404.
+Session authentication (and Django's CSRF check on POST); anonymous requests get 401 JSON,
+another creator's ids 404.
 """
 
 from collections.abc import Callable
 from functools import wraps
 
 from django.http import Http404, JsonResponse
-from django.views.decorators.http import require_GET
+from django.utils import timezone
+from django.views.decorators.http import require_GET, require_POST
 
 from inventory import selectors as inventory_selectors
 from inventory.models import InventoryAlert, Warehouse
@@ -16,6 +18,8 @@ from orders.events import OrderError
 from orders.statuses import status_filter_parse
 
 from . import selectors
+from .live import selectors as live_selectors
+from .live import services as live_services
 
 LIST_LIMIT_DEFAULT = 100
 LIST_LIMIT_MAX = 500
@@ -25,20 +29,28 @@ class BadRequest(ValueError):
     """A query parameter the API cannot use; answered with 400 and the message."""
 
 
-def api_view(view: Callable) -> Callable:
-    """Require a logged-in creator (else 401 JSON), GET only, and turn BadRequest into 400 JSON."""
+def _api(method_check: Callable) -> Callable[[Callable], Callable]:
+    def decorate(view: Callable) -> Callable:
+        @method_check
+        @wraps(view)
+        def wrapper(request, *args, **kwargs):
+            if not request.user.is_authenticated:
+                return JsonResponse({"error": "Authentication required: log in first."}, status=401)
+            try:
+                return view(request, *args, **kwargs)
+            except BadRequest as error:
+                return JsonResponse({"error": str(error)}, status=400)
+            except live_services.LiveError as error:
+                return JsonResponse({"error": str(error)}, status=409)
 
-    @require_GET
-    @wraps(view)
-    def wrapper(request, *args, **kwargs):
-        if not request.user.is_authenticated:
-            return JsonResponse({"error": "Authentication required: log in first."}, status=401)
-        try:
-            return view(request, *args, **kwargs)
-        except BadRequest as error:
-            return JsonResponse({"error": str(error)}, status=400)
+        return wrapper
 
-    return wrapper
+    return decorate
+
+
+# Require a logged-in creator (else 401 JSON) and turn BadRequest into 400 JSON, a refused LIVE action into 409.
+api_view = _api(require_GET)
+api_action = _api(require_POST)
 
 
 def _limit(request) -> int:
@@ -159,3 +171,56 @@ def alerts(request):
             ],
         }
     )
+
+
+def _live_session(session, *, now) -> dict:
+    """A LIVE session as DESIGN.md names it: totals, orders per minute (last 60) and units sold per product."""
+    figures = live_selectors.live_figures(session=session, now=now, products=True)
+    if not session.is_running:
+        kept = live_selectors.live_summary(session=session)
+        figures.gmv, figures.orders, figures.units = kept.gmv, kept.orders, kept.units
+        figures.short_orders, figures.short_units = kept.short_orders, kept.short_units
+    return {
+        "id": session.pk,
+        "title": session.title,
+        "started_at": session.started_at.isoformat(),
+        "ended_at": session.ended_at.isoformat() if session.ended_at else None,
+        "gmv": str(figures.gmv),
+        "orders": figures.orders,
+        "units": figures.units,
+        "short_orders": figures.short_orders,
+        "short_units": figures.short_units,
+        "per_minute": [{"minute": row.minute.isoformat(), "orders": row.orders} for row in figures.per_minute],
+        "products": [
+            {"product_id": row.product_id, "sold": row.sold, "available": row.available} for row in figures.products
+        ],
+    }
+
+
+@api_view
+def live(request):
+    """Return the running LIVE session (or null) and the latest ended ones, with their figures."""
+    now = timezone.now()
+    running = live_selectors.live_running(creator_id=request.user.pk)
+    return JsonResponse(
+        {
+            "current": _live_session(running, now=now) if running else None,
+            "recent": [
+                _live_session(session, now=now) for session in live_selectors.live_ended(creator_id=request.user.pk)
+            ],
+        }
+    )
+
+
+@api_action
+def live_start(request):
+    """Start a LIVE session (optional ``title``); 409 while one runs."""
+    session = live_services.live_start(creator_id=request.user.pk, title=request.POST.get("title", ""))
+    return JsonResponse({"session": _live_session(session, now=timezone.now())}, status=201)
+
+
+@api_action
+def live_end(request):
+    """End the running LIVE session, keeping its summary; 409 when none runs."""
+    session = live_services.live_end(creator_id=request.user.pk)
+    return JsonResponse({"session": _live_session(session, now=timezone.now())})

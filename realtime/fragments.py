@@ -7,7 +7,7 @@ websocket pushes all render fragments through ``fragments_render``, so they cann
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from django.template.loader import render_to_string
 from django.urls import reverse
@@ -22,10 +22,12 @@ from orders.models import OrderStatus
 from orders.statuses import status_filter_parse
 
 from . import selectors
+from .live import selectors as live_selectors
 from .templatetags import dashboard as dashboard_tags
 
 TEMPLATE = "realtime/dashboard.html"
 
+LIVE_HEADER = "live-header"
 METRIC_CARDS = "metric-cards"
 ALERT_BANNER = "alert-banner"
 ALERT_LIST = "alert-list"
@@ -36,6 +38,7 @@ SYNC_OPERATIONS = "sync-operations"
 
 # Fragment → the change topics (creatorflow.changes.TOPICS) that can alter what it shows.
 FRAGMENT_TOPICS: dict[str, frozenset[str]] = {
+    LIVE_HEADER: frozenset({"orders"}),  # a LIVE's start and end are marked as orders changes too
     METRIC_CARDS: frozenset({"orders", "inventory", "alerts", "sync", "system"}),
     ALERT_BANNER: frozenset({"alerts"}),
     ALERT_LIST: frozenset({"alerts", "inventory"}),  # each alert shows its product's live available
@@ -47,11 +50,13 @@ FRAGMENT_TOPICS: dict[str, frozenset[str]] = {
 FRAGMENT_NAMES: tuple[str, ...] = tuple(FRAGMENT_TOPICS)
 
 CHART_WIDTH, CHART_HEIGHT, CHART_HOURS = 480, 120, 24
+LIVE_CHART_WIDTH, LIVE_CHART_HEIGHT = 1200, 150  # the LIVE header spans the page
+FLAGGED = "flagged"  # the recent orders' status filter for orders carrying any flag
 
 
 @dataclass(frozen=True)
 class DashboardFilters:
-    """What one dashboard view narrows down to: a warehouse for inventory, a status for orders."""
+    """What one dashboard view narrows down to: a warehouse for inventory, a status (or "flagged") for orders."""
 
     warehouse_id: int | None = None
     status: str | None = None
@@ -98,8 +103,11 @@ def filters_parse(*, creator_id: int, data: Mapping[str, object]) -> DashboardFi
             warehouse_id = inventory_selectors.warehouse_get(creator_id=creator_id, warehouse_id=int(raw_warehouse)).pk
         except Warehouse.DoesNotExist:
             warehouse_id = None
+    raw_status = str(data.get("status") or "")
+    if raw_status.strip().lower() == FLAGGED:
+        return DashboardFilters(warehouse_id=warehouse_id, status=FLAGGED)
     try:
-        status = status_filter_parse(str(data.get("status") or ""))
+        status = status_filter_parse(raw_status)
     except OrderError:
         status = None
     return DashboardFilters(warehouse_id=warehouse_id, status=status)
@@ -139,6 +147,7 @@ class Chart:
     scale_max: int = 0
     total: int = 0
     peak: int = 0
+    unit: str = "h"
     width: int = CHART_WIDTH
     height: int = CHART_HEIGHT
 
@@ -155,16 +164,18 @@ def _scale_max(peak: int) -> int:
         magnitude *= 10
 
 
-def orders_chart(*, creator_id: int, now: datetime) -> Chart:
-    """Lay out the orders-per-hour bars of the last 24 h for an SVG."""
-    hours = selectors.orders_per_hour(creator_id=creator_id, now=now, hours=CHART_HOURS)
-    peak = max((count for _, count in hours), default=0)
+def _bar_chart(
+    slots: list[tuple[datetime, int]], *, unit: str, tick_every: int, width: int = CHART_WIDTH, height: int = CHART_HEIGHT
+) -> Chart:
+    """Lay out one bar per slot (start, orders) for an SVG, labelled in the current time zone."""
+    peak = max((count for _, count in slots), default=0)
     top = _scale_max(peak)
-    slot = CHART_WIDTH / CHART_HOURS
-    plot_height = CHART_HEIGHT - 16  # room for the hour labels under the bars
-    chart = Chart(scale_max=top, total=sum(count for _, count in hours), peak=peak)
+    slot = width / len(slots)
+    gap = 4 if slot >= 12 else 2
+    plot_height = height - 16  # room for the time labels under the bars
+    chart = Chart(scale_max=top, total=sum(count for _, count in slots), peak=peak, unit=unit, width=width, height=height)
     current_tz = timezone.get_current_timezone()
-    for index, (start, count) in enumerate(hours):
+    for index, (start, count) in enumerate(slots):
         height = round(plot_height * count / top, 1) if count else 0
         label = start.astimezone(current_tz).strftime("%H:%M")
         chart.bars.append(
@@ -172,25 +183,60 @@ def orders_chart(*, creator_id: int, now: datetime) -> Chart:
                 start=start,
                 count=count,
                 title=f"{label}: {count} order{'' if count == 1 else 's'}",
-                x=round(index * slot + 2, 1),
+                x=round(index * slot + gap / 2, 1),
                 y=round(plot_height - height, 1),
-                width=round(slot - 4, 1),
+                width=round(slot - gap, 1),
                 height=height,
             )
         )
         if index == 0:
             chart.ticks.append(ChartTick(x=2, label=label, anchor="start"))
-        elif index == CHART_HOURS - 1:
-            chart.ticks.append(ChartTick(x=CHART_WIDTH - 2, label="now", anchor="end"))
-        elif index % 6 == 0:
+        elif index == len(slots) - 1:
+            chart.ticks.append(ChartTick(x=width - 2, label="now", anchor="end"))
+        elif index % tick_every == 0:
             chart.ticks.append(ChartTick(x=round(index * slot + slot / 2, 1), label=label))
     return chart
+
+
+def orders_chart(*, creator_id: int, now: datetime) -> Chart:
+    """Lay out the orders-per-hour bars of the last 24 h for an SVG."""
+    return _bar_chart(selectors.orders_per_hour(creator_id=creator_id, now=now, hours=CHART_HOURS), unit="h", tick_every=6)
+
+
+def live_chart(figures: live_selectors.LiveFigures) -> Chart:
+    """Lay out a LIVE's orders per minute over the last 60 minutes (empty before it started)."""
+    counts = {row.minute: row.orders for row in figures.per_minute}
+    window = live_selectors.PER_MINUTE_WINDOW
+    first = figures.last_minute - timedelta(minutes=window - 1)
+    minutes = [first + timedelta(minutes=index) for index in range(window)]
+    return _bar_chart(
+        [(minute, counts.get(minute, 0)) for minute in minutes], unit="min", tick_every=15,
+        width=LIVE_CHART_WIDTH, height=LIVE_CHART_HEIGHT,
+    )
+
+
+def _context_live_header(creator_id: int, filters: DashboardFilters, now: datetime) -> dict:
+    running = live_selectors.live_running(creator_id=creator_id)
+    figures = live_selectors.live_figures(session=running, now=now) if running else None
+    return {
+        "live": figures,
+        "live_chart": live_chart(figures) if figures else None,
+        "live_ended": [
+            live_selectors.live_summary(session=session) for session in live_selectors.live_ended(creator_id=creator_id)
+        ],
+    }
 
 
 def _context_metric_cards(creator_id: int, filters: DashboardFilters, now: datetime) -> dict:
     metrics = selectors.metrics_grouped(creator_id=creator_id, now=now)
     last_sync = metrics["system"].get("last_sync")
-    return {"metrics": metrics, "last_sync_at": parse_datetime(last_sync) if isinstance(last_sync, str) else None}
+    return {
+        "metrics": metrics,
+        "health": selectors.health_headline(
+            health_status=metrics["system"].get("health_status"), sync_status=metrics["system"].get("sync_status")
+        ),
+        "last_sync_at": parse_datetime(last_sync) if isinstance(last_sync, str) else None,
+    }
 
 
 def _context_alert_banner(creator_id: int, filters: DashboardFilters, now: datetime) -> dict:
@@ -208,13 +254,17 @@ def _context_alert_list(creator_id: int, filters: DashboardFilters, now: datetim
     return {
         "alert_rows": [AlertRow.of(alert, available=available.get(alert.product_id) or 0) for alert in alerts],
         "open_alert_count": count,
+        "has_products": bool(alerts) or inventory_selectors.products_exist(creator_id=creator_id),
     }
 
 
 def _context_inventory_table(creator_id: int, filters: DashboardFilters, now: datetime) -> dict:
     rows, count = inventory_selectors.inventory_rows(creator_id=creator_id, warehouse_id=filters.warehouse_id)
+    running = live_selectors.live_running(creator_id=creator_id)
+    sold = live_selectors.live_sold(session=running, now=now) if running else {}
     return {
-        "inventory_rows": rows,
+        "inventory_rows": [(row, sold.get(row.product_pk, 0)) for row in rows],
+        "live_running": running is not None,
         "inventory_count": count,
         "warehouses": inventory_selectors.warehouses_list(creator_id=creator_id),
         "selected_warehouse": filters.warehouse_id,
@@ -298,10 +348,14 @@ class AlertRow:
 
 def _context_recent_orders(creator_id: int, filters: DashboardFilters, now: datetime) -> dict:
     tz = timezone.get_current_timezone()
+    flagged = filters.status == FLAGGED
+    recent = order_selectors.orders_recent(
+        creator_id=creator_id,
+        status=None if flagged else filters.status,
+        flag=order_selectors.FLAG_ANY if flagged else None,
+    )
     return {
-        "order_rows": [
-            OrderRow.of(order, tz) for order in order_selectors.orders_recent(creator_id=creator_id, status=filters.status)
-        ],
+        "order_rows": [OrderRow.of(order, tz) for order in recent],
         "order_statuses": OrderStatus.choices,
         "selected_status": filters.status,
     }
@@ -316,6 +370,7 @@ def _context_sync_operations(creator_id: int, filters: DashboardFilters, now: da
 
 
 _CONTEXTS = {
+    LIVE_HEADER: _context_live_header,
     METRIC_CARDS: _context_metric_cards,
     ALERT_BANNER: _context_alert_banner,
     ALERT_LIST: _context_alert_list,
@@ -326,10 +381,15 @@ _CONTEXTS = {
 }
 
 
+_SHOWS_AMOUNTS = {LIVE_HEADER, METRIC_CARDS, RECENT_ORDERS}
+
+
 def dashboard_context(*, creator_id: int, filters: DashboardFilters = DEFAULT_FILTERS, names=FRAGMENT_NAMES) -> dict:
     """Gather what the named fragments show (all of them: the whole page)."""
     now = timezone.now()
     context: dict[str, object] = {"filters": filters, "now": now}
+    if set(names) & _SHOWS_AMOUNTS:
+        context["currency"] = order_selectors.orders_currency(creator_id=creator_id)
     for name in names:
         context.update(_CONTEXTS[name](creator_id, filters, now))
     return context

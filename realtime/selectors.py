@@ -2,6 +2,7 @@
 
 import zoneinfo
 from collections import defaultdict
+from dataclasses import dataclass
 from datetime import datetime, time, timedelta
 from decimal import Decimal
 
@@ -191,6 +192,22 @@ def _system_metrics(creator_id: int, now: datetime) -> dict:
         "sync_status": sync_status,
         "last_sync": max(moments).isoformat() if moments else None,
     }
+
+
+@dataclass(frozen=True)
+class HealthHeadline:
+    """What the System Health card says: never a green word over a failing part."""
+
+    tone: str  # nominal, warning or critical
+    headline: str
+
+
+def health_headline(*, health_status: object, sync_status: object) -> HealthHeadline:
+    """Combine the components' worst status with the sync status: a failed sync is at least a warning."""
+    status = str(health_status or SystemHealth.Status.NOMINAL)
+    if sync_status == "error" and SystemHealth.STATUS_RANK.get(status, 0) < SystemHealth.STATUS_RANK["warning"]:
+        status = SystemHealth.Status.WARNING
+    return HealthHeadline(tone=status, headline=status.capitalize())
 
 
 # --- all metrics -------------------------------------------------------------------------

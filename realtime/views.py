@@ -1,4 +1,4 @@
-"""The dashboard page, its htmx actions on alerts, and the health check.
+"""The dashboard page, its htmx actions on alerts and LIVE sessions, the orders pages, and the health check.
 
 Views parse the request, call one service or selector and render fragments; the rules live
 in the services and selectors they call.
@@ -13,7 +13,8 @@ from channels.layers import get_channel_layer
 from django.contrib.admin.views.decorators import staff_member_required
 from django.contrib.auth.decorators import login_required
 from django.db import connection
-from django.http import Http404, HttpResponseRedirect, JsonResponse
+from django.core.paginator import Paginator
+from django.http import Http404, HttpResponse, HttpResponseRedirect, JsonResponse
 from django.shortcuts import render
 from django.template.loader import render_to_string
 from django.urls import reverse
@@ -23,8 +24,13 @@ from django.views.decorators.http import require_GET, require_POST
 from inventory import selectors as inventory_selectors
 from inventory.services import alerts as alert_services
 from inventory.models import InventoryAlert
+from orders import selectors as order_selectors
+from orders.events import OrderError
+from orders.models import Order, OrderStatus
+from orders.statuses import status_filter_parse
 
 from . import fragments, selectors
+from .live import services as live_services
 from .monitor import MONITOR
 
 logger = logging.getLogger("creatorflow.realtime")
@@ -32,6 +38,7 @@ logger = logging.getLogger("creatorflow.realtime")
 WEBSOCKET_PATH = "/ws/dashboard/"
 HEALTH_CHECK_TIMEOUT_SECONDS = 2.0
 ALERT_FRAGMENTS = (fragments.ALERT_BANNER, fragments.ALERT_LIST, fragments.METRIC_CARDS)
+LIVE_FRAGMENTS = (fragments.LIVE_HEADER, fragments.INVENTORY_TABLE)
 
 
 @login_required
@@ -43,19 +50,38 @@ def dashboard(request):
     with timezone.override(selectors.creator_tz(creator_id)):
         context = fragments.dashboard_context(creator_id=creator_id, filters=filters)
         context["websocket_path"] = WEBSOCKET_PATH
+        context["onboarding"] = _onboarding(request)
         return render(request, fragments.TEMPLATE, context)
+
+
+def _onboarding(request) -> dict | None:
+    """What a seller without a shop or products needs to connect one; None once both exist."""
+    creator_id = request.user.pk
+    shops = order_selectors.shop_ids(creator_id=creator_id)
+    if shops and inventory_selectors.products_exist(creator_id=creator_id):
+        return None
+    return {
+        "webhook_url": request.build_absolute_uri(reverse("orders:tiktok-webhook")),
+        "shop_id": shops[0] if shops else "",
+        "username": request.user.get_username(),
+    }
+
+
+def _fragments_response(request, names) -> object:
+    """Answer an action: the changed fragments (swapped by id) for htmx, else back to the dashboard."""
+    if not request.htmx:
+        return HttpResponseRedirect(reverse("dashboard"))
+    rendered = fragments.fragments_render(creator_id=request.user.pk, names=names)
+    return render(request, "realtime/fragments.html", {"fragments": rendered.values()})
 
 
 def _alert_action(request, alert_id: int, action) -> object:
     try:
         alert = inventory_selectors.alert_get(creator_id=request.user.pk, alert_id=alert_id)
     except InventoryAlert.DoesNotExist:
-        raise Http404("No such alert.") from None
+        raise Http404("That alert does not exist any more.") from None
     action(alert)
-    if not request.htmx:
-        return HttpResponseRedirect(reverse("dashboard"))
-    rendered = fragments.fragments_render(creator_id=request.user.pk, names=ALERT_FRAGMENTS)
-    return render(request, "realtime/fragments.html", {"fragments": rendered.values()})
+    return _fragments_response(request, ALERT_FRAGMENTS)
 
 
 @login_required
@@ -70,6 +96,95 @@ def alert_acknowledge(request, alert_id: int):
 def alert_resolve(request, alert_id: int):
     """Resolve one of the creator's alerts; answer with the alert fragments, swapped by id."""
     return _alert_action(request, alert_id, lambda alert: alert_services.alert_resolve(alert=alert))
+
+
+@login_required
+@require_POST
+def live_start(request):
+    """Start a LIVE session; 409 with the reason while one runs."""
+    try:
+        live_services.live_start(creator_id=request.user.pk, title=request.POST.get("title", ""))
+    except live_services.LiveError as error:
+        return HttpResponse(str(error), status=409, content_type="text/plain; charset=utf-8")
+    return _fragments_response(request, LIVE_FRAGMENTS)
+
+
+@login_required
+@require_POST
+def live_end(request):
+    """End the running LIVE session, keeping its summary; 409 when none runs."""
+    try:
+        live_services.live_end(creator_id=request.user.pk)
+    except live_services.LiveError as error:
+        return HttpResponse(str(error), status=409, content_type="text/plain; charset=utf-8")
+    return _fragments_response(request, LIVE_FRAGMENTS)
+
+
+# --- orders pages ------------------------------------------------------------------------------
+
+
+@login_required
+@require_GET
+def orders_list(request):
+    """Every order of the creator, paged, searchable by order id, filtered by status and flag."""
+    creator_id = request.user.pk
+    try:
+        status = status_filter_parse(request.GET.get("status"))
+    except OrderError:
+        status = None
+    try:
+        flag = order_selectors.flag_filter_parse(request.GET.get("flag"))
+    except OrderError:
+        flag = None
+    search = request.GET.get("q", "").strip()[:64]
+    page_number = request.GET.get("page", "1")
+    page_number = int(page_number) if page_number.isdigit() and int(page_number) > 0 else 1
+    tz = selectors.creator_tz(creator_id)
+    with timezone.override(tz):
+        orders, count = order_selectors.orders_page(
+            creator_id=creator_id, status=status, flag=flag, search=search, page=page_number
+        )
+        page = Paginator(range(count), order_selectors.ORDERS_PAGE_SIZE).get_page(page_number)
+        query = {key: value for key, value in (("status", status), ("flag", flag), ("q", search)) if value}
+        return render(
+            request,
+            "realtime/orders.html",
+            {
+                "order_rows": [fragments.OrderRow.of(order, tz) for order in orders],
+                "order_count": count,
+                "page": page,
+                "query": query,
+                "order_statuses": OrderStatus.choices,
+                "order_flags": Order.Flag.values,
+                "selected_status": status,
+                "selected_flag": flag,
+                "search": search,
+                "currency": order_selectors.orders_currency(creator_id=creator_id),
+            },
+        )
+
+
+@login_required
+@require_GET
+def order_detail(request, order_pk: int):
+    """One order: its items, the stock reservations of its lines, and the inbox events that made it."""
+    creator_id = request.user.pk
+    try:
+        order = order_selectors.order_get(creator_id=creator_id, order_pk=order_pk)
+    except Order.DoesNotExist:
+        raise Http404("No such order.") from None
+    with timezone.override(selectors.creator_tz(creator_id)):
+        return render(
+            request,
+            "realtime/order_detail.html",
+            {
+                "order": order,
+                "row": fragments.OrderRow.of(order, timezone.get_current_timezone()),
+                "reservations": order_selectors.order_reservations(order=order),
+                "events": order_selectors.order_webhook_events(order=order),
+                "currency": order.currency or order_selectors.orders_currency(creator_id=creator_id),
+            },
+        )
 
 
 # --- health ------------------------------------------------------------------------------------

@@ -1,6 +1,7 @@
 """Small presentation filters for the dashboard's fragments."""
 
 from datetime import datetime
+from decimal import Decimal, InvalidOperation
 
 from django import template
 from django.utils import timezone
@@ -87,3 +88,12 @@ def ago(moment: datetime | None) -> str:
     if (timezone.now() - moment).total_seconds() < 60:
         return "just now"
     return f"{timesince(moment, depth=1)} ago"
+
+
+@register.filter
+def money(value) -> str:
+    """Show an amount with two decimals and thousands separators ("1,234.50"); a dash when unknown."""
+    try:
+        return f"{Decimal(str(value)):,.2f}"
+    except (InvalidOperation, ValueError, TypeError):
+        return "—"

@@ -1,7 +1,8 @@
 /*
  * CreatorFlow dashboard: connection indicator, "Updated Ns ago", reconnection after any
  * close, filters kept across reconnects, and a browser notification per new urgent alert.
- * htmx and its ws extension (vendored by django-htmx) do the swapping.
+ * While disconnected the data is marked stale and actions are paused, saying why; an action
+ * that fails says so. htmx and its ws extension (vendored by django-htmx) do the swapping.
  */
 (function () {
   "use strict";
@@ -32,12 +33,63 @@
 
   function statusElement() { return document.getElementById("connection-status"); }
 
+  var PAUSED_REASON = "Paused while disconnected: the dashboard reconnects by itself, then this works again.";
+
   function setState(state) {
     var element = statusElement();
     if (!element) { return; }
     element.dataset.state = state;
     var labels = { connecting: "Connecting…", live: "Live", disconnected: "Disconnected" };
     element.querySelector(".connection-label").textContent = labels[state];
+    var main = document.getElementById("dashboard");
+    if (main) { main.dataset.connection = state; }
+    markStale(state === "disconnected");
+  }
+
+  function clock(moment) {
+    function two(number) { return (number < 10 ? "0" : "") + number; }
+    return two(moment.getHours()) + ":" + two(moment.getMinutes()) + ":" + two(moment.getSeconds());
+  }
+
+  // Actions need a live connection: what they change would not show, and the page may be stale.
+  function pauseActions(paused) {
+    var main = document.getElementById("dashboard");
+    if (!main) { return; }
+    main.querySelectorAll("button, select, input").forEach(function (control) {
+      if (paused && !control.disabled) {
+        control.disabled = true;
+        control.dataset.disabledReason = PAUSED_REASON;
+        control.dataset.savedTitle = control.title || "";
+        control.title = PAUSED_REASON;
+      } else if (!paused && control.dataset.disabledReason) {
+        control.disabled = false;
+        control.title = control.dataset.savedTitle || "";
+        delete control.dataset.disabledReason;
+        delete control.dataset.savedTitle;
+      }
+    });
+  }
+
+  function markStale(stale) {
+    var note = document.getElementById("stale-note");
+    if (note) {
+      note.hidden = !stale;
+      var since = document.getElementById("stale-since");
+      if (since && stale) { since.textContent = "last updated " + clock(new Date(lastUpdate)); }
+    }
+    pauseActions(stale);
+  }
+
+  function actionFailed(message) {
+    var element = document.getElementById("action-status");
+    if (!element) { return; }
+    element.textContent = message;
+    element.hidden = false;
+  }
+
+  function actionDone() {
+    var element = document.getElementById("action-status");
+    if (element) { element.hidden = true; }
   }
 
   function tick() {
@@ -131,7 +183,35 @@
   });
 
   document.addEventListener("htmx:afterRequest", function (event) {
-    if (event.detail.successful) { markUpdated(); }
+    if (event.detail.successful) { markUpdated(); actionDone(); }
+  });
+
+  document.addEventListener("htmx:responseError", function (event) {
+    var xhr = event.detail.xhr;
+    var text = (xhr.getResponseHeader("Content-Type") || "").indexOf("text/plain") === 0 ? xhr.responseText : "";
+    actionFailed("Not done: " + (text || "the server answered " + xhr.status + ". Try again.") );
+  });
+
+  document.addEventListener("htmx:sendError", function () {
+    actionFailed("Not done: CreatorFlow could not be reached. Check the connection and try again.");
+  });
+
+  // Swaps while disconnected (an answer still on its way) must not bring back live buttons.
+  document.addEventListener("htmx:oobAfterSwap", function () {
+    var main = document.getElementById("dashboard");
+    if (main && main.dataset.connection === "disconnected") { pauseActions(true); }
+  });
+
+  document.addEventListener("click", function (event) {
+    var button = event.target.closest("[data-copy]");
+    if (!button) { return; }
+    var source = document.getElementById(button.dataset.copy);
+    if (!source || !navigator.clipboard) { return; }
+    navigator.clipboard.writeText(source.textContent.trim()).then(function () {
+      button.textContent = "Copied";
+    }, function () {
+      button.textContent = "Select and copy";
+    });
   });
 
   document.addEventListener("change", rememberFilter);

@@ -69,7 +69,7 @@ def test_login_shows_the_four_cards_and_goes_live(page, server, make_creator):
 
     expect(connection_state(page)).to_have_attribute("data-state", "live", timeout=PATIENT_MS)
     expect(connection_state(page)).to_contain_text("Live")
-    for label in ("Today's Orders", "Total Revenue", "Low Stock Items", "System Health"):
+    for label in ("Today's Orders", "Today's GMV", "Completed Revenue", "Short Orders", "Low Stock Items", "System Health"):
         expect(page.locator("#metric-cards")).to_contain_text(label)
     expect(card_value(page, "card-today-orders")).to_have_text("0")
     expect(page.locator("#updated-ago")).to_contain_text("Updated")

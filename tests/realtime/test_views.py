@@ -14,6 +14,7 @@ from orders.models import SyncOperation
 pytestmark = pytest.mark.django_db
 
 FRAGMENT_IDS = (
+    "live-header",
     "metric-cards",
     "alert-banner",
     "alert-list",
@@ -31,8 +32,16 @@ def _element(html: str, element_id: str) -> str:
 
 
 def _card_value(html: str, card_id: str) -> str:
+    """The card's figure as text, without its currency (checked apart)."""
     card = _element(html, card_id)
-    return re.search(r'class="card-value[^"]*"[^>]*>(.*?)</p>', card, re.S).group(1).strip()
+    value = re.search(r'class="card-value[^"]*"[^>]*>(.*?)</p>', card, re.S).group(1)
+    value = re.sub(r'<span class="currency">[^<]*</span>', "", value)
+    return re.sub(r"<[^>]+>", "", value).strip()
+
+
+def _card_currency(html: str, card_id: str) -> str | None:
+    found = re.search(r'<span class="currency">([^<]*)</span>', _element(html, card_id).split("</article>")[0])
+    return found.group(1) if found else None
 
 
 def test_dashboard_requires_login(client):
@@ -82,6 +91,8 @@ def test_dashboard_cards_show_the_creators_figures(logged_in_client, creator, sh
 
     assert _card_value(html, "card-today-orders") == "2"
     assert _card_value(html, "card-total-revenue") == "25.00"
+    assert _card_value(html, "card-gmv-today") == "37.50"  # paid today: the completed and the awaiting one
+    assert _card_currency(html, "card-gmv-today") == "USD"  # no order carries one: the default
     assert _card_value(html, "card-low-stock") == "1"
     assert "Nominal" in _card_value(html, "card-system-health")
 

@@ -1,4 +1,7 @@
-"""Post signed order webhooks at a steady rate, like a LIVE-stream flash sale on a few hot SKUs."""
+"""Post signed order webhooks at a steady rate, like a LIVE-stream flash sale on a few hot SKUs.
+
+With ``--live`` the shop's creator starts a LIVE session first (the realtime app's, hence here).
+"""
 
 import http.client
 import itertools
@@ -18,6 +21,7 @@ from orders.management.progress import ProgressBar
 from orders.models import ShopConnection
 from orders.inbox import webhook_signature
 from orders.payloads import ORDER_STATUS_CHANGE
+from realtime.live.services import LiveAlreadyRunning, live_start
 
 LOOPBACK_HOSTS = {"127.0.0.1", "localhost", "::1"}
 
@@ -50,8 +54,14 @@ class Command(BaseCommand):
         parser.add_argument(
             "--allow-remote", action="store_true", help="Allow a URL that is not on this machine (127.0.0.1)."
         )
+        parser.add_argument(
+            "--live", action="store_true", help="Start a LIVE session for the shop's creator first (kept if one runs)."
+        )
+        parser.add_argument("--live-title", default="Flash sale", help="Title of the LIVE session --live starts.")
 
-    def handle(self, *args, url, shop_id, orders, rate, hot_skus, concurrency, seed, allow_remote, **options):
+    def handle(
+        self, *args, url, shop_id, orders, rate, hot_skus, concurrency, seed, allow_remote, live, live_title, **options
+    ):
         parts = urlsplit(url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise CommandError(f"--url must be an http(s) URL, got {url!r}.")
@@ -74,6 +84,12 @@ class Command(BaseCommand):
         if not hot:
             raise CommandError(f"The creator of shop {shop_id} has no products yet; run demo_seed or send stock first.")
         products = [(external_id, max(Decimal("1.00"), unit_cost * 2)) for external_id, unit_cost in hot]
+        if live:
+            try:
+                session = live_start(creator_id=shop.creator_id, title=live_title)
+                self.stdout.write(f"LIVE session {session.pk} started.")
+            except LiveAlreadyRunning:
+                self.stdout.write("A LIVE session is already running; the sale counts in it.")
 
         rng = random.Random(seed)
         run = uuid.uuid4().hex[:8]
