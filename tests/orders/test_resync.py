@@ -39,6 +39,7 @@ def snapshot():
     }
 
 
+@pytest.mark.xfail(strict=True, reason="resync writes TikTok's sellable quantity into on_hand: held units count twice")
 def test_resync_pulls_products_stock_and_orders_over_many_pages(tiktok_shop, fake_tiktok):
     fake_tiktok.products = [_product(f"P{n}", 20 + n) for n in range(120)]
     for n in range(130):
@@ -57,9 +58,11 @@ def test_resync_pulls_products_stock_and_orders_over_many_pages(tiktok_shop, fak
     assert [r.query.get("page_token", "") for r in searches] == ["", "page-50", "page-100", "", "page-50", "page-100"]
 
 
+@pytest.mark.xfail(strict=True, reason="resync writes TikTok's sellable quantity into on_hand: held units count twice")
 def test_resync_after_webhooks_changes_nothing(tiktok_shop, fake_tiktok, post_webhook, make_product):
     now = int(time.time())
     for product_id, quantity in (("P1", 40), ("P2", 15)):
+        fake_tiktok.product_add(product_id, quantity)
         assert post_webhook(tiktok_shop, inventory_body(tiktok_shop, product_id=product_id, quantity=quantity,
                                                         warehouse_id="W1", name=f"Product {product_id}",
                                                         sku=f"SKU-{product_id}", timestamp=now)).status_code == 200
@@ -72,10 +75,11 @@ def test_resync_after_webhooks_changes_nothing(tiktok_shop, fake_tiktok, post_we
         if status != "UNPAID":
             body = order_body(tiktok_shop, order_id=order_id, status=status, total="20.00", timestamp=now)
             assert post_webhook(tiktok_shop, body).status_code == 200
+        # TikTok sold the same units: they left its sellable quantity (and, shipped, its committed units).
         fake_tiktok.order_add(order_id, status=status, lines=[(p, q, "5.00") for p, q in lines], total="20.00",
                               update_time=now if status != "UNPAID" else now - 60, create_time=now - 60, currency="")
-    # TikTok's counts already include the unit that shipped.
-    fake_tiktok.products = [_product(stock.product.external_id, stock.on_hand) for stock in Stock.objects.all()]
+    assert (fake_tiktok.quantity("P1"), fake_tiktok.committed("P1")) == (37, 3)
+    assert (fake_tiktok.quantity("P2"), fake_tiktok.committed("P2")) == (11, 3)
     before = snapshot()
     operation = tiktok_resync(shop=tiktok_shop, client=_client(tiktok_shop))
     assert operation.status == "completed" and operation.processed_count == 5
