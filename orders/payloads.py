@@ -57,6 +57,19 @@ class ProductListing:
     product_id: str
     fields: dict
     units_by_warehouse: dict[str, int]
+    sku_ids: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class WarehouseStock:
+    """What TikTok's Inventory Search says of one product in one warehouse, every SKU added up.
+
+    ``committed`` is None when TikTok did not report committed units for every SKU there.
+    """
+
+    warehouse_id: str
+    available: int
+    committed: int | None
 
 
 # --- field readers -------------------------------------------------------------------------
@@ -315,4 +328,30 @@ def product_from_api(product: Mapping) -> ProductListing:
     fields = {"name": str(product.get("title") or "")[:255] or None}
     if skus and skus[0].get("seller_sku"):
         fields["sku"] = str(skus[0]["seller_sku"])[:100]
-    return ProductListing(product_id=product_id, fields=fields, units_by_warehouse=units)
+    return ProductListing(product_id=product_id, fields=fields, units_by_warehouse=units, sku_ids=_sku_ids(skus))
+
+
+def _sku_ids(skus: list[Mapping]) -> tuple[str, ...]:
+    ids = [sku.get("id") for sku in skus]
+    return tuple(dict.fromkeys(sku_id for sku_id in ids if isinstance(sku_id, str) and 0 < len(sku_id) <= TEXT_MAX))
+
+
+def inventory_from_api(entry: Mapping) -> tuple[str, list[WarehouseStock]]:
+    """Read one product of TikTok's Inventory Search: (product id, its stock per warehouse)."""
+    product_id = entry.get("product_id")
+    if not isinstance(product_id, str) or not product_id or len(product_id) > TEXT_MAX:
+        raise _fail("TikTok inventory entry has no product_id.")
+    where = f"inventory of product {product_id}"
+    available: dict[str, int] = {}
+    committed: dict[str, int | None] = {}
+    for sku in entry.get("skus") or []:
+        sku = sku if isinstance(sku, Mapping) else {}
+        for row in sku.get("warehouse_inventory") or []:
+            row = row if isinstance(row, Mapping) else {}
+            warehouse_id = str(row.get("warehouse_id") or "")
+            units = _whole(row, "available_quantity", where=where, low=0, high=MAX_QUANTITY)
+            held = _whole(row, "committed_quantity", where=where, low=0, high=MAX_QUANTITY, required=False)
+            available[warehouse_id] = available.get(warehouse_id, 0) + units
+            before = committed.get(warehouse_id, 0)
+            committed[warehouse_id] = None if held is None or before is None else before + held
+    return product_id, [WarehouseStock(warehouse_id, units, committed[warehouse_id]) for warehouse_id, units in available.items()]
