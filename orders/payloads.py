@@ -279,6 +279,7 @@ def order_event_from_api(order: Mapping) -> OrderEvent:
     payment = order.get("payment") if isinstance(order.get("payment"), Mapping) else {}
     quantities: dict[str, int] = {}
     details: dict[str, tuple[Decimal, str, str]] = {}
+    skus: dict[str, list[Mapping]] = {}
     for index, item in enumerate(order.get("line_items") or []):
         line_where = f"{where}.line_items[{index}]"
         if not isinstance(item, Mapping):
@@ -288,6 +289,7 @@ def order_event_from_api(order: Mapping) -> OrderEvent:
             raise _fail(f"TikTok {line_where} has no product_id.")
         quantity = _whole({"quantity": item.get("quantity", 1)}, "quantity", where=line_where, low=1, high=LINE_QUANTITY_MAX)
         quantities[product_id] = quantities.get(product_id, 0) + quantity
+        skus.setdefault(product_id, []).append({"id": item.get("sku_id")})
         details.setdefault(
             product_id,
             (
@@ -298,7 +300,7 @@ def order_event_from_api(order: Mapping) -> OrderEvent:
         )
     lines = [
         OrderLine(product_id=product_id, quantity=quantity, unit_price=details[product_id][0],
-                  name=details[product_id][1], sku=details[product_id][2])
+                  name=details[product_id][1], sku=details[product_id][2], sku_ids=_sku_ids(skus[product_id]))
         for product_id, quantity in quantities.items()
     ]
     return OrderEvent(

@@ -22,7 +22,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from creatorflow.changes import SYNC, changes_mark
-from inventory.services.catalogue import product_upsert, warehouse_get_or_create
+from inventory.services.catalogue import product_skus_set, product_upsert, warehouse_get_or_create
 from inventory.services.errors import StockError
 from inventory.models import Product
 from inventory.services.stock import SellableCount, stock_reconcile
@@ -112,7 +112,7 @@ def _inventory(client: TikTokClient, product_ids: list[str]) -> dict[str, list[W
 def _apply_product(
     shop: ShopConnection, product: Mapping, stock: list[WarehouseStock] | None
 ) -> tuple[Product, list[SellableCount]]:
-    """Upsert the product and reconcile its stock; return it and the counts used."""
+    """Upsert the product with its SKU ids and reconcile its stock; return it and the counts used."""
     listing = product_from_api(product)
     if stock:
         rows = [(row.warehouse_id, row.available, row.committed) for row in stock]
@@ -120,6 +120,8 @@ def _apply_product(
         rows = [(warehouse_id, units, None) for warehouse_id, units in listing.units_by_warehouse.items()]
     with transaction.atomic():
         item, _ = product_upsert(creator_id=shop.creator_id, external_id=listing.product_id, **listing.fields)
+        if listing.sku_ids:
+            product_skus_set(product=item, sku_ids=listing.sku_ids)
         counts = [
             SellableCount(
                 warehouse=warehouse_get_or_create(creator_id=shop.creator_id, external_id=warehouse_id) if warehouse_id else None,

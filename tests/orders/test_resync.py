@@ -5,7 +5,7 @@ import time
 import pytest
 from django.core.management import CommandError, call_command
 
-from inventory.models import Product, Reservation, Stock, StockMovement
+from inventory.models import Product, ProductSku, Reservation, Stock, StockMovement
 from orders.models import Order, SyncOperation
 from orders.payloads import order_event_from_api
 from orders.resync import ResyncError, tiktok_resync
@@ -203,3 +203,16 @@ def test_resync_first_to_hear_of_an_order_counts_its_units_once(shop_selling, fa
     assert (operation.status, operation.error_count) == ("completed", 0)
     assert Order.objects.get(external_id="MISSED").flags == []  # not short: TikTok had the units
     assert (_available("P1"), _available("P2")) == (12, 0) == (fake_tiktok.quantity("P1"), fake_tiktok.quantity("P2"))
+
+
+def test_resync_and_order_details_store_each_products_tiktok_sku_ids(tiktok_shop, fake_tiktok):
+    fake_tiktok.product_add("P1", 10)
+    fake_tiktok.product_add("P2", 10, skus=2)
+    fake_tiktok.order_add("O1", lines=[("P1", 1, "3.00"), ("P9", 1, "3.00")])  # P9: not in the product search
+    tiktok_resync(shop=tiktok_shop, client=_client(tiktok_shop))
+    assert sorted(ProductSku.objects.values_list("product__external_id", "external_id")) == [
+        ("P1", "S-P1"), ("P2", "S-P2"), ("P2", "S-P2-1"), ("P9", "sku-P9")
+    ]
+    fake_tiktok.products[1]["skus"].pop()  # TikTok dropped one of P2's SKUs
+    tiktok_resync(shop=tiktok_shop, client=_client(tiktok_shop))
+    assert list(ProductSku.objects.filter(product__external_id="P2").values_list("external_id", flat=True)) == ["S-P2"]
