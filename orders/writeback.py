@@ -19,6 +19,7 @@ import logging
 import threading
 import time
 from collections import defaultdict
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from django.db import connection
@@ -81,7 +82,7 @@ def stock_changed(creator_id: int, change: Change) -> None:
         return
     try:
         if creator_id in _creators.get():
-            writer().notify(creator_id, product_ids)
+            writer().notify(product_ids)
     except Exception:  # noqa: BLE001 - a committed order must never fail because of the write-back
         logger.exception("stock write-back could not take the change of creator %s", creator_id)
 
@@ -191,7 +192,7 @@ class StockWriter(threading.Thread):
         self.idle = threading.Event()  # set while nothing is owed and no round runs (diagnostics, tests)
         self.idle.set()
 
-    def notify(self, creator_id: int, product_ids) -> None:
+    def notify(self, product_ids: Iterable[int]) -> None:
         """Look at these products' stock soon (returns at once)."""
         with self._wake:
             self._pending.update(product_ids)
@@ -227,7 +228,7 @@ class StockWriter(threading.Thread):
                 if self._fresh:
                     self._fresh = False
                     return True
-                timeout = self._wake_at - time.monotonic() if self._pending else None
+                timeout = self._wake_at - time.monotonic() if self._pending and self._wake_at < float("inf") else None
                 if timeout is not None and timeout <= 0:
                     return True
                 self._wake.wait(timeout)

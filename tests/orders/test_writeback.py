@@ -206,7 +206,7 @@ def turns(tiktok_shop, fake_tiktok, make_product):
     writer = writeback.StockWriter(interval=0.3)
 
     def turn(*product_ids):
-        writer.notify(tiktok_shop.creator_id, [products[product_id].pk for product_id in product_ids])
+        writer.notify(products[product_id].pk for product_id in product_ids)
         writer.write_due()
         return [(update.product_id, update.quantity) for update in fake_tiktok.inventory_sets]
 
