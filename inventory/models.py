@@ -1,4 +1,4 @@
-"""Warehouses, products, stock, the stock ledger, reservations, sales buckets and alerts.
+"""Warehouses, products and their TikTok SKUs, stock, the stock ledger, reservations, sales buckets and alerts.
 
 Rules that change these rows live in ``inventory.services``; nothing here writes stock.
 """
@@ -52,6 +52,24 @@ class Product(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name} ({self.sku or self.external_id})"
+
+
+class ProductSku(models.Model):
+    """A TikTok SKU of a product: the id stock write-back names when it sets TikTok's quantity.
+
+    CreatorFlow keeps stock per product, so only a product with exactly one SKU is written back.
+    """
+
+    product = models.ForeignKey(Product, on_delete=models.CASCADE, related_name="tiktok_skus")
+    external_id = models.CharField(max_length=64, help_text="TikTok SKU id.")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["pk"]
+        constraints = [models.UniqueConstraint(fields=["product", "external_id"], name="product_sku_unique")]
+
+    def __str__(self) -> str:
+        return f"SKU {self.external_id} of {self.product}"
 
 
 class Stock(models.Model):

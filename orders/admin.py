@@ -74,7 +74,9 @@ class ShopConnectionForm(forms.ModelForm):
 
     class Meta:
         model = ShopConnection
-        fields = ["creator", "shop_id", "app_key", "app_secret", "access_token", "shop_cipher", "api_base_url"]
+        fields = [
+            "creator", "shop_id", "app_key", "app_secret", "access_token", "shop_cipher", "api_base_url", "stock_write_back",
+        ]
 
     def clean_app_secret(self) -> str:
         secret = self.cleaned_data["app_secret"]
@@ -89,9 +91,9 @@ class ShopConnectionForm(forms.ModelForm):
 @admin.register(ShopConnection)
 class ShopConnectionAdmin(admin.ModelAdmin):
     form = ShopConnectionForm
-    list_display = ["shop_id", "creator", "app_key", "api_base_url", "created_at"]
+    list_display = ["shop_id", "creator", "app_key", "api_base_url", "stock_write_back", "created_at"]
     search_fields = ["shop_id", "creator__username"]
-    list_filter = ["creator"]
+    list_filter = ["creator", "stock_write_back"]
 
 
 class OrderItemInline(ViewOnlyInline):
@@ -146,7 +148,7 @@ class SyncOperationAdmin(admin.ModelAdmin):
     list_filter = ["type", "status", "creator"]
     readonly_fields = [
         "creator", "shop", "type", "source", "target", "status", "entity_count", "processed_count", "error_count",
-        "last_error", "last_event_at", "started_at", "completed_at", "estimated_completion",
+        "last_error", "detail", "last_event_at", "started_at", "completed_at", "estimated_completion",
     ]
 
     def has_add_permission(self, request) -> bool:

@@ -27,6 +27,7 @@ class OrderLine:
     unit_price: Decimal = Decimal(0)
     name: str = ""
     sku: str = ""
+    sku_ids: tuple[str, ...] = ()  # TikTok SKU ids of the units, when the order detail names them
 
 
 @dataclass(frozen=True)

@@ -15,6 +15,10 @@ class ShopConnection(models.Model):
     access_token = models.CharField(max_length=512, blank=True)
     shop_cipher = models.CharField(max_length=256, blank=True)
     api_base_url = models.URLField(default="https://open-api.tiktokglobalshop.com")
+    stock_write_back = models.BooleanField(
+        default=False,
+        help_text="After a product's available stock changes, set it on TikTok (products with one TikTok SKU).",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -120,11 +124,12 @@ class WebhookEvent(models.Model):
 
 
 class SyncOperation(models.Model):
-    """A resync run or a shop's webhook stream, with progress the dashboard shows."""
+    """A resync run, a shop's webhook stream or its stock write-back, with progress the dashboard shows."""
 
     class Type(models.TextChoices):
         WEBHOOK_STREAM = "webhook_stream", "Webhook stream"
         RESYNC = "resync", "Resync"
+        STOCK_WRITE_BACK = "stock_write_back", "Stock write-back"
 
     class Status(models.TextChoices):
         PENDING = "pending"
@@ -145,6 +150,7 @@ class SyncOperation(models.Model):
     processed_count = models.PositiveIntegerField(default=0)
     error_count = models.PositiveIntegerField(default=0)
     last_error = models.TextField(blank=True)
+    detail = models.TextField(blank=True, help_text="What the operation passes over, e.g. products not written back.")
     last_event_at = models.DateTimeField(null=True, blank=True)
     started_at = models.DateTimeField(null=True, blank=True)
     completed_at = models.DateTimeField(null=True, blank=True)
@@ -157,6 +163,9 @@ class SyncOperation(models.Model):
         constraints = [
             models.UniqueConstraint(
                 fields=["shop"], condition=Q(type="webhook_stream"), name="sync_one_webhook_stream_per_shop"
+            ),
+            models.UniqueConstraint(
+                fields=["shop"], condition=Q(type="stock_write_back"), name="sync_one_stock_write_back_per_shop"
             ),
         ]
 

@@ -57,6 +57,19 @@ class ProductListing:
     product_id: str
     fields: dict
     units_by_warehouse: dict[str, int]
+    sku_ids: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class WarehouseStock:
+    """What TikTok's Inventory Search says of one product in one warehouse, every SKU added up.
+
+    ``committed`` is None when TikTok did not report committed units for every SKU there.
+    """
+
+    warehouse_id: str
+    available: int
+    committed: int | None
 
 
 # --- field readers -------------------------------------------------------------------------
@@ -266,6 +279,7 @@ def order_event_from_api(order: Mapping) -> OrderEvent:
     payment = order.get("payment") if isinstance(order.get("payment"), Mapping) else {}
     quantities: dict[str, int] = {}
     details: dict[str, tuple[Decimal, str, str]] = {}
+    skus: dict[str, list[Mapping]] = {}
     for index, item in enumerate(order.get("line_items") or []):
         line_where = f"{where}.line_items[{index}]"
         if not isinstance(item, Mapping):
@@ -275,6 +289,7 @@ def order_event_from_api(order: Mapping) -> OrderEvent:
             raise _fail(f"TikTok {line_where} has no product_id.")
         quantity = _whole({"quantity": item.get("quantity", 1)}, "quantity", where=line_where, low=1, high=LINE_QUANTITY_MAX)
         quantities[product_id] = quantities.get(product_id, 0) + quantity
+        skus.setdefault(product_id, []).append({"id": item.get("sku_id")})
         details.setdefault(
             product_id,
             (
@@ -285,7 +300,7 @@ def order_event_from_api(order: Mapping) -> OrderEvent:
         )
     lines = [
         OrderLine(product_id=product_id, quantity=quantity, unit_price=details[product_id][0],
-                  name=details[product_id][1], sku=details[product_id][2])
+                  name=details[product_id][1], sku=details[product_id][2], sku_ids=_sku_ids(skus[product_id]))
         for product_id, quantity in quantities.items()
     ]
     return OrderEvent(
@@ -315,4 +330,30 @@ def product_from_api(product: Mapping) -> ProductListing:
     fields = {"name": str(product.get("title") or "")[:255] or None}
     if skus and skus[0].get("seller_sku"):
         fields["sku"] = str(skus[0]["seller_sku"])[:100]
-    return ProductListing(product_id=product_id, fields=fields, units_by_warehouse=units)
+    return ProductListing(product_id=product_id, fields=fields, units_by_warehouse=units, sku_ids=_sku_ids(skus))
+
+
+def _sku_ids(skus: list[Mapping]) -> tuple[str, ...]:
+    ids = [sku.get("id") for sku in skus]
+    return tuple(dict.fromkeys(sku_id for sku_id in ids if isinstance(sku_id, str) and 0 < len(sku_id) <= TEXT_MAX))
+
+
+def inventory_from_api(entry: Mapping) -> tuple[str, list[WarehouseStock]]:
+    """Read one product of TikTok's Inventory Search: (product id, its stock per warehouse)."""
+    product_id = entry.get("product_id")
+    if not isinstance(product_id, str) or not product_id or len(product_id) > TEXT_MAX:
+        raise _fail("TikTok inventory entry has no product_id.")
+    where = f"inventory of product {product_id}"
+    available: dict[str, int] = {}
+    committed: dict[str, int | None] = {}
+    for sku in entry.get("skus") or []:
+        sku = sku if isinstance(sku, Mapping) else {}
+        for row in sku.get("warehouse_inventory") or []:
+            row = row if isinstance(row, Mapping) else {}
+            warehouse_id = str(row.get("warehouse_id") or "")
+            units = _whole(row, "available_quantity", where=where, low=0, high=MAX_QUANTITY)
+            held = _whole(row, "committed_quantity", where=where, low=0, high=MAX_QUANTITY, required=False)
+            available[warehouse_id] = available.get(warehouse_id, 0) + units
+            before = committed.get(warehouse_id, 0)
+            committed[warehouse_id] = None if held is None or before is None else before + held
+    return product_id, [WarehouseStock(warehouse_id, units, committed[warehouse_id]) for warehouse_id, units in available.items()]

@@ -1,7 +1,15 @@
 """Pull a shop's products, stock and orders from the TikTok Shop API and reconcile them.
 
 Everything goes through the same services the webhooks use, so a resync after webhooks changes
-nothing, and a resync can run again at any time. Progress is kept on a SyncOperation, which the
+nothing, and a resync can run again at any time.
+
+Stock is reconciled, not overwritten: TikTok's counts are what it can still sell (units of open
+orders already taken out), so on hand becomes TikTok's available plus its committed units (from
+Inventory Search), or, where TikTok does not report them, its quantity plus the units CreatorFlow
+holds. Without committed figures, the units of an order the resync is first to hear of are known
+only once the orders are in: such products keep CreatorFlow's count while the orders are applied
+(a new stock row starts at TikTok's quantity) and are reconciled after them, so neither that
+order nor a cancellation the resync is first to apply is counted twice. Progress is kept on a SyncOperation, which the
 dashboard shows live (processed count and estimated completion).
 """
 
@@ -14,15 +22,16 @@ from django.db import transaction
 from django.utils import timezone
 
 from creatorflow.changes import SYNC, changes_mark
-from inventory.services.catalogue import product_upsert, warehouse_get_or_create
+from inventory.services.catalogue import product_skus_set, product_upsert, warehouse_get_or_create
 from inventory.services.errors import StockError
-from inventory.services.stock import stock_set_on_hand
+from inventory.models import Product
+from inventory.services.stock import SellableCount, stock_reconcile
 
 from .events import OrderError
 from .models import ShopConnection, SyncOperation
-from .payloads import order_event_from_api, product_from_api
+from .payloads import WarehouseStock, inventory_from_api, order_event_from_api, product_from_api
 from .services import order_apply_event
-from .tiktok import Page, TikTokAuthError, TikTokClient, TikTokError
+from .tiktok import Page, TikTokAuthError, TikTokClient, TikTokError, TikTokUnavailable
 
 logger = logging.getLogger("creatorflow.resync")
 PAGE_SIZE = 50
@@ -78,13 +87,91 @@ def _counted(pages: Iterator[Page], run: _Run) -> Iterator[list[dict]]:
         yield page.items
 
 
-def _apply_product(shop: ShopConnection, product: Mapping) -> None:
+def _inventory(client: TikTokClient, product_ids: list[str]) -> dict[str, list[WarehouseStock]]:
+    """Return TikTok's Inventory Search of the products; empty when TikTok does not answer it usefully."""
+    if not product_ids:
+        return {}
+    try:
+        entries = client.inventory_search(product_ids=product_ids)
+    except (TikTokAuthError, TikTokUnavailable):
+        raise
+    except TikTokError as error:
+        logger.warning("resync inventory search refused (%s); reconciling from product quantities", error)
+        return {}
+    stock = {}
+    for entry in entries:
+        try:
+            product_id, rows = inventory_from_api(entry)
+        except OrderError as error:
+            logger.warning("resync inventory search entry skipped: %s", error)
+            continue
+        stock[product_id] = rows
+    return stock
+
+
+def _apply_product(
+    shop: ShopConnection, product: Mapping, stock: list[WarehouseStock] | None
+) -> tuple[Product, list[SellableCount]]:
+    """Upsert the product with its SKU ids and reconcile its stock; return it and the counts used."""
     listing = product_from_api(product)
+    if stock:
+        rows = [(row.warehouse_id, row.available, row.committed) for row in stock]
+    else:
+        rows = [(warehouse_id, units, None) for warehouse_id, units in listing.units_by_warehouse.items()]
     with transaction.atomic():
         item, _ = product_upsert(creator_id=shop.creator_id, external_id=listing.product_id, **listing.fields)
-        for warehouse_id, quantity in listing.units_by_warehouse.items():
-            warehouse = warehouse_get_or_create(creator_id=shop.creator_id, external_id=warehouse_id) if warehouse_id else None
-            stock_set_on_hand(product=item, quantity=quantity, warehouse=warehouse, reference="tiktok resync")
+        if listing.sku_ids:
+            product_skus_set(product=item, sku_ids=listing.sku_ids)
+        counts = [
+            SellableCount(
+                warehouse=warehouse_get_or_create(creator_id=shop.creator_id, external_id=warehouse_id) if warehouse_id else None,
+                sellable=sellable,
+                committed=committed,
+            )
+            for warehouse_id, sellable, committed in rows
+        ]
+        # Without committed units, existing rows wait for the orders (``_stock_reconcile_again``).
+        committed_known = all(count.committed is not None for count in counts)
+        stock_reconcile(product=item, counts=counts, reference="tiktok resync", new_rows_only=not committed_known)
+    return item, counts
+
+
+def _products_sync(shop: ShopConnection, client: TikTokClient, run: _Run, *, since: datetime | None) -> dict:
+    """Pull every product page with its stock; return the counts to reconcile again after the orders."""
+    again: dict[int, tuple[Product, list[SellableCount]]] = {}
+    for items in _counted(client.products_pages(since=since, page_size=PAGE_SIZE), run):
+        stock = _inventory(client, [product["id"] for product in items if isinstance(product.get("id"), str)])
+        errors = []
+        for product in items:
+            try:
+                item, counts = _apply_product(shop, product, stock.get(product.get("id")))
+            except (OrderError, StockError) as error:
+                errors.append(f"product {product.get('id')!r}: {error}")
+                continue
+            if any(count.committed is None for count in counts):
+                again[item.pk] = (item, counts)
+        run.done(len(items) - len(errors), errors)
+    return again
+
+
+def _orders_sync(shop: ShopConnection, client: TikTokClient, run: _Run, *, since: datetime | None) -> None:
+    for items in _counted(client.orders_pages(since=since, page_size=PAGE_SIZE), run):
+        errors = []
+        for order in items:
+            try:
+                order_apply_event(shop=shop, event=order_event_from_api(order))
+            except (OrderError, StockError) as error:
+                errors.append(f"order {order.get('id')!r}: {error}")
+        run.done(len(items) - len(errors), errors)
+
+
+def _stock_reconcile_again(again: dict[int, tuple[Product, list[SellableCount]]]) -> None:
+    """Reconcile the products TikTok reported without committed units, now that the orders are in."""
+    for product, counts in again.values():
+        try:
+            stock_reconcile(product=product, counts=counts, reference="tiktok resync, orders in")
+        except StockError as error:
+            logger.warning("resync product=%s stock not reconciled again: %s", product.external_id, error)
 
 
 def tiktok_resync(
@@ -117,22 +204,9 @@ def tiktok_resync(
 
     client = client or TikTokClient.for_shop(shop, sleep=backoff_sleep)
     try:
-        for items in _counted(client.products_pages(since=since, page_size=PAGE_SIZE), run):
-            errors = []
-            for product in items:
-                try:
-                    _apply_product(shop, product)
-                except (OrderError, StockError) as error:
-                    errors.append(f"product {product.get('id')!r}: {error}")
-            run.done(len(items) - len(errors), errors)
-        for items in _counted(client.orders_pages(since=since, page_size=PAGE_SIZE), run):
-            errors = []
-            for order in items:
-                try:
-                    order_apply_event(shop=shop, event=order_event_from_api(order))
-                except (OrderError, StockError) as error:
-                    errors.append(f"order {order.get('id')!r}: {error}")
-            run.done(len(items) - len(errors), errors)
+        again = _products_sync(shop, client, run, since=since)
+        _orders_sync(shop, client, run, since=since)
+        _stock_reconcile_again(again)
     except TikTokError as error:
         operation.status = SyncOperation.Status.FAILED
         operation.last_error = str(error)[:2000]

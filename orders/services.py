@@ -26,7 +26,12 @@ from creatorflow.changes import ORDERS, changes_mark
 from creatorflow.db import insert_missing, rows_update
 from inventory.models import Product, Reservation
 from inventory.services.alerts import ShortOrders, alerts_raise_insufficient_stock
-from inventory.services.catalogue import product_upsert, products_by_external_id, warehouse_get_or_create
+from inventory.services.catalogue import (
+    product_skus_learn,
+    product_upsert,
+    products_by_external_id,
+    warehouse_get_or_create,
+)
 from inventory.services.errors import InsufficientStock, Shortage
 from inventory.services.stock import ReservationRequest, StockBook, stock_release, stock_set_on_hand
 
@@ -353,7 +358,21 @@ def orders_apply(*, events: Sequence[tuple[ShopConnection, OrderEvent]], now: da
     for index, shop, event, status in valid:
         results[index] = batch.apply(shop, event, status)
     batch.write()
+    _skus_learn(valid, products)
     return results
+
+
+def _skus_learn(valid: Sequence[tuple[int, ShopConnection, OrderEvent, str]], products: dict[tuple[int, str], Product]) -> None:
+    """Remember the TikTok SKU ids order lines name (TikTok's order detail does; one statement, if any)."""
+    product_skus_learn(
+        skus=[
+            (product.pk, sku_id)
+            for _, shop, event, _ in valid
+            for line in event.lines or ()
+            if line.sku_ids and (product := products.get((shop.creator_id, line.product_id))) is not None
+            for sku_id in line.sku_ids
+        ]
+    )
 
 
 @transaction.atomic

@@ -20,6 +20,7 @@ def shop_connect(
     timezone_name: str | None = None,
     api_base_url: str | None = None,
     access_token: str | None = None,
+    stock_write_back: bool | None = None,
 ) -> tuple[ShopConnection, bool]:
     """Create or update a creator and their shop connection; return (shop, created)."""
     for name, value in {"username": username, "shop_id": shop_id, "app_key": app_key, "app_secret": app_secret}.items():
@@ -37,6 +38,8 @@ def shop_connect(
         fields["api_base_url"] = api_base_url
     if access_token is not None:
         fields["access_token"] = access_token
+    if stock_write_back is not None:
+        fields["stock_write_back"] = stock_write_back
     if shop is None:
         return ShopConnection.objects.create(creator=creator, shop_id=shop_id, **fields), True
     for field, value in fields.items():

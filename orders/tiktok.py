@@ -30,6 +30,7 @@ ORDER_DETAIL_PATH = f"/order/{API_VERSION}/orders"
 ORDER_SEARCH_PATH = f"/order/{API_VERSION}/orders/search"
 PRODUCT_SEARCH_PATH = f"/product/{API_VERSION}/products/search"
 INVENTORY_SEARCH_PATH = f"/product/{API_VERSION}/inventory/search"
+INVENTORY_UPDATE_PATH = "/product/{version}/products/{product_id}/inventory/update"
 ORDER_DETAIL_MAX_IDS = 50
 PAGE_SIZE_MAX = 100
 RETRY_AFTER_MAX_SECONDS = 30.0
@@ -130,6 +131,11 @@ class TikTokClient:
         """Return the stock of the given products, per SKU and warehouse."""
         data = self._request("POST", INVENTORY_SEARCH_PATH, body={"product_ids": list(product_ids)})
         return list(data.get("inventory") or [])
+
+    def inventory_update(self, *, product_id: str, sku_id: str, quantity: int) -> None:
+        """Set the quantity TikTok can sell of one SKU of a product (202309 Update Inventory)."""
+        path = INVENTORY_UPDATE_PATH.format(version=API_VERSION, product_id=urllib.parse.quote(product_id, safe=""))
+        self._request("POST", path, body={"skus": [{"id": sku_id, "inventory": [{"quantity": quantity}]}]})
 
     def orders_pages(self, *, since: datetime | None = None, page_size: int = 50) -> Iterator[Page]:
         """Yield every page of orders updated since ``since``, following the page tokens."""

@@ -100,6 +100,18 @@ def test_shop_connection_admin_never_shows_the_app_secret(staff_client, shop):
     assert ShopConnection.objects.get().app_secret == "rotated-secret"
 
 
+def test_shop_connection_admin_toggles_stock_write_back(staff_client, shop):
+    url = f"/admin/orders/shopconnection/{shop.pk}/change/"
+    assert b'name="stock_write_back"' in staff_client.get(url).content
+    fields = {"creator": shop.creator_id, "shop_id": shop.shop_id, "app_key": shop.app_key, "app_secret": "",
+              "access_token": "", "shop_cipher": "", "api_base_url": shop.api_base_url, "stock_write_back": "on"}
+    assert staff_client.post(url, fields).status_code == 302
+    assert ShopConnection.objects.get().stock_write_back is True
+    del fields["stock_write_back"]
+    staff_client.post(url, fields)
+    assert ShopConnection.objects.get().stock_write_back is False
+
+
 def test_non_staff_creator_cannot_open_the_admin(client, creator):
     client.force_login(creator)
     response = client.get("/admin/inventory/inventoryalert/")

@@ -8,7 +8,7 @@ from django.db import transaction
 from creatorflow.changes import INVENTORY, changes_mark
 from creatorflow.db import creator_keys_condition
 
-from ..models import Product, Warehouse
+from ..models import Product, ProductSku, Warehouse
 from .alerts import alerts_evaluate
 
 
@@ -67,3 +67,18 @@ def products_by_external_id(*, keys: Iterable[tuple[int, str]]) -> dict[tuple[in
     if condition is None:
         return {}
     return {(product.creator_id, product.external_id): product for product in Product.objects.filter(condition)}
+
+
+def product_skus_learn(*, skus: Iterable[tuple[int, str]]) -> None:
+    """Remember TikTok SKU ids of products, as (product id, SKU id) pairs; known ones are passed over."""
+    rows = [ProductSku(product_id=product_id, external_id=sku_id) for product_id, sku_id in sorted(set(skus))]
+    if rows:
+        ProductSku.objects.bulk_create(rows, ignore_conflicts=True)
+
+
+@transaction.atomic
+def product_skus_set(*, product: Product, sku_ids: Iterable[str]) -> None:
+    """Make the product's TikTok SKUs exactly ``sku_ids`` (its full list, from TikTok's product search)."""
+    sku_ids = set(sku_ids)
+    ProductSku.objects.filter(product=product).exclude(external_id__in=sku_ids).delete()
+    product_skus_learn(skus=[(product.pk, sku_id) for sku_id in sku_ids])

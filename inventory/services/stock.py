@@ -1,4 +1,4 @@
-"""Stock rules: reserve, release, commit, restock, adjust, sync.
+"""Stock rules: reserve, release, commit, restock, adjust, sync, reconcile with TikTok.
 
 Every change to ``on_hand`` or ``reserved`` writes a ledger row. Stock rows are locked through
 ``inventory.locks`` (primary-key order) before they are read for a decision.
@@ -39,15 +39,32 @@ class ReservationRequest:
     order_item: object | None = None
 
 
+@dataclass(frozen=True)
+class SellableCount:
+    """What TikTok reports of a product in one warehouse (None: the default warehouse).
+
+    ``sellable`` is what TikTok can still sell (its SKU ``quantity``, Inventory Search's
+    ``available_quantity``); ``committed`` the units it holds for open orders, when it says.
+    """
+
+    warehouse: Warehouse | None
+    sellable: int
+    committed: int | None = None
+
+
 # --- stock rows -----------------------------------------------------------------------------
+
+
+def _stock_create(*, product: Product, warehouse: Warehouse) -> None:
+    _, created = Stock.objects.get_or_create(product=product, warehouse=warehouse)
+    if created:
+        changes_mark(product.creator_id, INVENTORY, ids=[product.pk])
 
 
 def _stock_lock_or_create(*, product: Product, warehouse: Warehouse) -> Stock:
     stock = locks.stock_lock(product_id=product.pk, warehouse_id=warehouse.pk)
     if stock is None:
-        _, created = Stock.objects.get_or_create(product=product, warehouse=warehouse)
-        if created:
-            changes_mark(product.creator_id, INVENTORY, ids=[product.pk])
+        _stock_create(product=product, warehouse=warehouse)
         stock = locks.stock_lock(product_id=product.pk, warehouse_id=warehouse.pk)
     return stock
 
@@ -344,7 +361,7 @@ def stock_adjust(*, product: Product, delta: int, warehouse: Warehouse | None = 
 def stock_set_on_hand(
     *, product: Product, quantity: int, warehouse: Warehouse | None = None, reference: str = ""
 ) -> Stock:
-    """Set on hand to the count TikTok reports (ledger reason ``sync``).
+    """Set on hand to a physical count, e.g. the seller's warehouse system (ledger reason ``sync``).
 
     Units held for orders stay held: a count below what is reserved sets on hand to the
     reserved amount (nothing available) and says so in the ledger reference.
@@ -361,3 +378,50 @@ def stock_set_on_hand(
     book.touch(product.pk)
     book.flush()
     return stock
+
+
+@transaction.atomic
+def stock_reconcile(
+    *, product: Product, counts: Sequence[SellableCount], reference: str = "", new_rows_only: bool = False
+) -> None:
+    """Set on hand from what TikTok can still sell (ledger reason ``sync``).
+
+    TikTok's sellable count has the units of open orders taken out already, so it matches
+    CreatorFlow's *available*: on hand becomes ``sellable + committed`` when TikTok reports its
+    committed units, else ``sellable`` plus the units CreatorFlow holds in that row. Either way a
+    reconciliation in the middle of a sale leaves available as it was. Held units stay held: a
+    count that would put on hand below them sets it to the reserved amount, and the ledger says so.
+
+    ``new_rows_only`` reconciles only the warehouses the product had no stock row in yet.
+    """
+    if new_rows_only:
+        known = set(Stock.objects.filter(product=product).values_list("warehouse_id", flat=True))
+        counts = [count for count in counts if _warehouse_or_default(product, count.warehouse).pk not in known]
+        if not counts:
+            return
+    wanted: dict[int, SellableCount] = {}
+    for count in counts:
+        _check_quantity(count.sellable)
+        if count.committed is not None:
+            _check_quantity(count.committed)
+        warehouse = _warehouse_or_default(product, count.warehouse)
+        if warehouse.pk in wanted:
+            raise StockError(f"{product.name}: warehouse {warehouse} is counted twice.")
+        wanted[warehouse.pk] = count
+        _stock_create(product=product, warehouse=warehouse)
+    book = StockBook.lock([product.pk])
+    for stock in book.by_product[product.pk]:
+        count = wanted.get(stock.warehouse_id)
+        if count is None:
+            continue  # a warehouse TikTok did not report keeps its count
+        held = count.committed if count.committed is not None else stock.reserved
+        target, note = count.sellable + held, reference
+        if target < stock.reserved:
+            target, note = stock.reserved, f"{reference} (reported {count.sellable} + {held}, {stock.reserved} reserved)".strip()
+        if target > MAX_QUANTITY:
+            raise StockError(f"{product.name}: {target:,} units is out of range (up to {MAX_QUANTITY:,}).")
+        if target != stock.on_hand:
+            book.move(stock, on_hand=target - stock.on_hand, reason=Reason.SYNC, reference=note)
+    # Evaluated even when unchanged: a first count of zero is a stockout worth knowing about.
+    book.touch(product.pk)
+    book.flush()

@@ -12,11 +12,13 @@ from inventory.services.alerts import alert_acknowledge, alert_resolve, alerts_e
 from inventory.services.errors import InsufficientStock, StockError
 from inventory.services.stock import (
     ReservationRequest,
+    SellableCount,
     stock_adjust,
     stock_commit,
     stock_release,
     stock_reserve,
     stock_restock,
+    stock_reconcile,
     stock_set_on_hand,
 )
 from orders.models import Order, OrderItem
@@ -159,6 +161,29 @@ def test_stock_set_on_hand_never_drops_below_reserved(creator, make_product):
     stock = _stock(product)
     assert (stock.on_hand, stock.reserved, stock.available) == (6, 6, 0)
     assert "reported 2, 6 reserved" in StockMovement.objects.filter(reason="sync").get().reference
+
+
+def test_stock_reconcile_keeps_available_equal_to_what_tiktok_can_sell(creator, make_product):
+    product = make_product(creator, stock=20)
+    _reserve(creator, (product, 3))
+    stock_reconcile(product=product, counts=[SellableCount(None, 17)], reference="tiktok")
+    assert (_stock(product).on_hand, _stock(product).available) == (20, 17)
+    stock_reconcile(product=product, counts=[SellableCount(None, 15, committed=3)], reference="tiktok")
+    assert (_stock(product).on_hand, _stock(product).available) == (18, 15)
+    stock_reconcile(product=product, counts=[SellableCount(None, 0, committed=1)], reference="tiktok")
+    stock = _stock(product)
+    assert (stock.on_hand, stock.reserved, stock.available) == (3, 3, 0)
+    assert "reported 0 + 1, 3 reserved" in StockMovement.objects.filter(reason="sync").last().reference
+    assert_ledger_replays(stock)
+
+
+def test_stock_reconcile_new_rows_only_leaves_counted_rows_alone(creator, make_product):
+    product = make_product(creator, stock=20)
+    warehouse = Warehouse.objects.create(creator=creator, name="Second", external_id="W2")
+    stock_reconcile(
+        product=product, counts=[SellableCount(None, 5), SellableCount(warehouse, 7)], new_rows_only=True
+    )
+    assert sorted(Stock.objects.filter(product=product).values_list("on_hand", flat=True)) == [7, 20]
 
 
 def test_stock_adjust_cannot_remove_reserved_units(creator, make_product):

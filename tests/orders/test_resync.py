@@ -5,9 +5,11 @@ import time
 import pytest
 from django.core.management import CommandError, call_command
 
-from inventory.models import Product, Reservation, Stock, StockMovement
+from inventory.models import Product, ProductSku, Reservation, Stock, StockMovement
 from orders.models import Order, SyncOperation
+from orders.payloads import order_event_from_api
 from orders.resync import ResyncError, tiktok_resync
+from orders.services import order_apply_event
 from orders.tiktok import TikTokClient
 
 from .conftest import inventory_body, order_body
@@ -49,17 +51,20 @@ def test_resync_pulls_products_stock_and_orders_over_many_pages(tiktok_shop, fak
         "completed", 250, 250, 0
     )
     assert Product.objects.filter(creator=tiktok_shop.creator).count() == 120
-    assert Stock.objects.get(product__external_id="P7", warehouse__external_id="W1").on_hand == 27
+    # TikTok sold 4 of P7's 27 units to two open orders; CreatorFlow holds them: 27 on hand, 23 available.
+    stock = Stock.objects.get(product__external_id="P7", warehouse__external_id="W1")
+    assert (stock.on_hand, stock.reserved, stock.available) == (27, 4, 23)
     assert Order.objects.filter(creator=tiktok_shop.creator).count() == 130
     assert Reservation.objects.filter(status="active").count() == 130
     assert seen[-1] == (250, 250) and len(seen) == 6  # three pages of products, three of orders
-    searches = [request for request in fake_tiktok.requests if request.path.endswith("/search")]
+    searches = [request for request in fake_tiktok.requests if request.path.endswith(("products/search", "orders/search"))]
     assert [r.query.get("page_token", "") for r in searches] == ["", "page-50", "page-100", "", "page-50", "page-100"]
 
 
 def test_resync_after_webhooks_changes_nothing(tiktok_shop, fake_tiktok, post_webhook, make_product):
     now = int(time.time())
     for product_id, quantity in (("P1", 40), ("P2", 15)):
+        fake_tiktok.product_add(product_id, quantity)
         assert post_webhook(tiktok_shop, inventory_body(tiktok_shop, product_id=product_id, quantity=quantity,
                                                         warehouse_id="W1", name=f"Product {product_id}",
                                                         sku=f"SKU-{product_id}", timestamp=now)).status_code == 200
@@ -72,10 +77,11 @@ def test_resync_after_webhooks_changes_nothing(tiktok_shop, fake_tiktok, post_we
         if status != "UNPAID":
             body = order_body(tiktok_shop, order_id=order_id, status=status, total="20.00", timestamp=now)
             assert post_webhook(tiktok_shop, body).status_code == 200
+        # TikTok sold the same units: they left its sellable quantity (and, shipped, its committed units).
         fake_tiktok.order_add(order_id, status=status, lines=[(p, q, "5.00") for p, q in lines], total="20.00",
                               update_time=now if status != "UNPAID" else now - 60, create_time=now - 60, currency="")
-    # TikTok's counts already include the unit that shipped.
-    fake_tiktok.products = [_product(stock.product.external_id, stock.on_hand) for stock in Stock.objects.all()]
+    assert (fake_tiktok.quantity("P1"), fake_tiktok.committed("P1")) == (37, 3)
+    assert (fake_tiktok.quantity("P2"), fake_tiktok.committed("P2")) == (11, 3)
     before = snapshot()
     operation = tiktok_resync(shop=tiktok_shop, client=_client(tiktok_shop))
     assert operation.status == "completed" and operation.processed_count == 5
@@ -131,3 +137,82 @@ def test_tiktok_resync_command_reports_and_refuses_unknown_shops(tiktok_shop, fa
         call_command("tiktok_resync", "--shop-id", "nope")
     with pytest.raises(CommandError, match="--since must be a date"):
         call_command("tiktok_resync", "--shop-id", tiktok_shop.shop_id, "--since", "last tuesday")
+
+
+def _available(product_id: str) -> int:
+    return sum(Stock.objects.filter(product__external_id=product_id).values_list("available", flat=True))
+
+
+def _sell(shop, fake, order_id: str, lines, *, status="AWAITING_SHIPMENT", heard=True):
+    """TikTok sells (its quantity drops); CreatorFlow hears of it through the order detail when ``heard``."""
+    order = fake.order_add(order_id, status=status, lines=[(product_id, units, "5.00") for product_id, units in lines])
+    if heard:
+        order_apply_event(shop=shop, event=order_event_from_api(order))
+
+
+def _cancel(shop, fake, order_id: str, *, heard=True):
+    order = fake.order_update(order_id, status="CANCELLED")
+    if heard:
+        order_apply_event(shop=shop, event=order_event_from_api(order))
+
+
+@pytest.fixture(params=["inventory search", "product quantity only"])
+def shop_selling(request, tiktok_shop, fake_tiktok, make_product):
+    """Two products with 20 units each, in CreatorFlow and on TikTok; with and without committed figures."""
+    fake_tiktok.reports_committed = request.param == "inventory search"
+    for product_id in ("P1", "P2"):
+        make_product(tiktok_shop.creator, stock=20, external_id=product_id)
+        fake_tiktok.product_add(product_id, 20, warehouse="")
+    return tiktok_shop
+
+
+def test_resync_while_orders_are_open_changes_no_available(shop_selling, fake_tiktok):
+    _sell(shop_selling, fake_tiktok, "A", [("P1", 2), ("P2", 1)])
+    _sell(shop_selling, fake_tiktok, "B", [("P2", 2)], status="UNPAID")
+    _sell(shop_selling, fake_tiktok, "C", [("P2", 4)])
+    order_apply_event(shop=shop_selling, event=order_event_from_api(fake_tiktok.order_update("C", status="IN_TRANSIT")))
+    assert (_available("P1"), _available("P2")) == (18, 13) == (fake_tiktok.quantity("P1"), fake_tiktok.quantity("P2"))
+
+    for _ in range(2):
+        operation = tiktok_resync(shop=shop_selling, client=_client(shop_selling))
+        assert (operation.status, operation.error_count) == ("completed", 0)
+        assert (_available("P1"), _available("P2")) == (18, 13)
+    stock = Stock.objects.get(product__external_id="P2")
+    assert (stock.on_hand, stock.reserved) == (16, 3)
+
+
+@pytest.mark.parametrize("heard", [True, False], ids=["cancellation heard", "cancellation first seen by resync"])
+def test_resync_after_a_cancellation_gives_the_units_back_once(shop_selling, fake_tiktok, heard):
+    _sell(shop_selling, fake_tiktok, "A", [("P1", 5)])
+    _sell(shop_selling, fake_tiktok, "B", [("P1", 3)])
+    _cancel(shop_selling, fake_tiktok, "A", heard=heard)
+
+    for _ in range(2):
+        tiktok_resync(shop=shop_selling, client=_client(shop_selling))
+        assert _available("P1") == 17 == fake_tiktok.quantity("P1")
+    assert Order.objects.get(external_id="A").status == "CANCELLED"
+    assert StockMovement.objects.filter(reason="release").count() == 1
+
+
+def test_resync_first_to_hear_of_an_order_counts_its_units_once(shop_selling, fake_tiktok):
+    _sell(shop_selling, fake_tiktok, "A", [("P1", 2)])
+    _sell(shop_selling, fake_tiktok, "MISSED", [("P1", 6), ("P2", 20)], heard=False)
+
+    operation = tiktok_resync(shop=shop_selling, client=_client(shop_selling))
+
+    assert (operation.status, operation.error_count) == ("completed", 0)
+    assert Order.objects.get(external_id="MISSED").flags == []  # not short: TikTok had the units
+    assert (_available("P1"), _available("P2")) == (12, 0) == (fake_tiktok.quantity("P1"), fake_tiktok.quantity("P2"))
+
+
+def test_resync_and_order_details_store_each_products_tiktok_sku_ids(tiktok_shop, fake_tiktok):
+    fake_tiktok.product_add("P1", 10)
+    fake_tiktok.product_add("P2", 10, skus=2)
+    fake_tiktok.order_add("O1", lines=[("P1", 1, "3.00"), ("P9", 1, "3.00")])  # P9: not in the product search
+    tiktok_resync(shop=tiktok_shop, client=_client(tiktok_shop))
+    assert sorted(ProductSku.objects.values_list("product__external_id", "external_id")) == [
+        ("P1", "S-P1"), ("P2", "S-P2"), ("P2", "S-P2-1"), ("P9", "sku-P9")
+    ]
+    fake_tiktok.products[1]["skus"].pop()  # TikTok dropped one of P2's SKUs
+    tiktok_resync(shop=tiktok_shop, client=_client(tiktok_shop))
+    assert list(ProductSku.objects.filter(product__external_id="P2").values_list("external_id", flat=True)) == ["S-P2"]

@@ -182,3 +182,23 @@ def test_order_event_from_api_refuses_orders_without_times_or_ids():
         order_event_from_api({"status": "UNPAID", "update_time": 1_700_000_000})
     with pytest.raises(OrderError, match="product_id"):
         order_event_from_api({"id": "O-1", "update_time": 1_700_000_000, "line_items": [{"sale_price": "1"}]})
+
+
+def test_fake_tiktok_takes_sold_units_out_of_quantity_and_gives_cancelled_ones_back(fake_tiktok):
+    fake_tiktok.product_add("P-1", 10)
+    fake_tiktok.order_add("O-1", lines=[("P-1", 3, "2.00")])
+    fake_tiktok.order_add("O-2", status="IN_TRANSIT", lines=[("P-1", 2, "2.00")])
+    client = _client(fake_tiktok)
+
+    (held,) = client.inventory_search(product_ids=["P-1"])
+    fake_tiktok.order_update("O-1", status="CANCELLED")
+    (cancelled,) = client.inventory_search(product_ids=["P-1"])
+
+    (sku,) = held["skus"]
+    assert (sku["total_available_quantity"], sku["total_committed_quantity"]) == (5, 3)
+    assert sku["warehouse_inventory"] == [{"warehouse_id": "W1", "available_quantity": 5, "committed_quantity": 3}]
+    assert (cancelled["skus"][0]["total_available_quantity"], cancelled["skus"][0]["total_committed_quantity"]) == (8, 0)
+    assert fake_tiktok.orders["O-1"]["line_items"][0]["sku_id"] == "S-P-1"
+    with pytest.raises(ValueError, match="not enough stock"):
+        fake_tiktok.order_add("O-3", lines=[("P-1", 9, "2.00")])
+    assert fake_tiktok.quantity("P-1") == 8

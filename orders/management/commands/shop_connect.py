@@ -1,5 +1,7 @@
 """Create or update a creator and their TikTok shop connection."""
 
+from argparse import BooleanOptionalAction
+
 from django.core.management.base import BaseCommand, CommandError
 
 from orders.events import OrderError
@@ -18,6 +20,10 @@ class Command(BaseCommand):
         parser.add_argument("--timezone", help="The creator's time zone, e.g. Europe/Berlin (for 'today').")
         parser.add_argument("--api-base-url", help="TikTok Shop API base URL used by tiktok_resync.")
         parser.add_argument("--access-token", help="TikTok Shop API access token used by tiktok_resync.")
+        parser.add_argument(
+            "--stock-write-back", action=BooleanOptionalAction, default=None,
+            help="Set each product's available stock on TikTok after it changes (off unless given).",
+        )
 
     def handle(self, *args, **options):
         try:
@@ -30,6 +36,7 @@ class Command(BaseCommand):
                 timezone_name=options["timezone"],
                 api_base_url=options["api_base_url"],
                 access_token=options["access_token"],
+                stock_write_back=options["stock_write_back"],
             )
         except OrderError as error:
             raise CommandError(str(error)) from error
