@@ -18,6 +18,9 @@ class Command(BaseCommand):
         parser.add_argument("--timezone", help="The creator's time zone, e.g. Europe/Berlin (for 'today').")
         parser.add_argument("--api-base-url", help="TikTok Shop API base URL used by tiktok_resync.")
         parser.add_argument("--access-token", help="TikTok Shop API access token used by tiktok_resync.")
+        parser.add_argument(
+            "--no-login", action="store_true", help="Create a new creator without a password (no login until one is set)."
+        )
 
     def handle(self, *args, **options):
         try:
@@ -30,9 +33,15 @@ class Command(BaseCommand):
                 timezone_name=options["timezone"],
                 api_base_url=options["api_base_url"],
                 access_token=options["access_token"],
+                no_login=options["no_login"],
             )
         except OrderError as error:
             raise CommandError(str(error)) from error
         verb = "Connected" if created else "Updated"
         self.stdout.write(self.style.SUCCESS(f"{verb} shop {shop.shop_id} for creator {shop.creator.username}."))
         self.stdout.write("Webhook URL: POST /webhooks/tiktok/ (signed with this shop's app secret).")
+        if not shop.creator.has_usable_password():
+            self.stdout.write(
+                f"Creator {shop.creator.username} cannot log in yet; set a password with: "
+                f".venv/bin/python manage.py changepassword {shop.creator.username}"
+            )

@@ -40,5 +40,8 @@ class Command(BaseCommand):
                 f"products and orders reconciled, {operation.error_count} error(s)."
             )
         )
-        if operation.last_error:
-            self.stdout.write(f"Last error: {operation.last_error}")
+        if operation.error_count:
+            raise CommandError(
+                f"{operation.error_count} of {operation.processed_count + operation.error_count} products and orders "
+                f"failed to reconcile; last error: {operation.last_error}"
+            )

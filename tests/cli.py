@@ -1,0 +1,39 @@
+"""Run manage.py as an operator would: a separate process on its own SQLite file, exit code and output."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+PROJECT = Path(__file__).resolve().parent.parent
+
+
+class Manage:
+    """``manage(*args)`` runs one command in a fresh process and returns the CompletedProcess."""
+
+    def __init__(self, database: Path):
+        self.env = {key: value for key, value in os.environ.items() if key not in ("DATABASE_URL", "REDIS_URL")}
+        self.env.update(SQLITE_PATH=str(database), LOG_LEVEL="DEBUG", PYTHONUNBUFFERED="1")
+        self("migrate", "--noinput", "-v", "0", check=True)
+
+    def __call__(self, *args: str, check: bool = False, timeout: float = 60) -> subprocess.CompletedProcess:
+        finished = subprocess.run(
+            [sys.executable, "manage.py", *args],
+            cwd=PROJECT,
+            env=self.env,
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
+        if check and finished.returncode != 0:
+            raise AssertionError(f"manage.py {' '.join(args)} exited {finished.returncode}: {finished.stderr}")
+        return finished
+
+
+@pytest.fixture
+def manage(tmp_path) -> Manage:
+    """A migrated SQLite database of its own, and a way to run commands on it in a subprocess."""
+    return Manage(tmp_path / "cli.sqlite3")
