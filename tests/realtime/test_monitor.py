@@ -2,12 +2,18 @@
 
 import asyncio
 import logging
+import time
 
 import pytest
+from asgiref.sync import sync_to_async
+
+from orders.models import SyncOperation
 from realtime import monitor as monitor_module
 from realtime.frames import FramePacer
 from creatorflow.models import SystemHealth
 from realtime.monitor import MONITOR, RealtimeMonitor
+
+from tests.orders.test_resync import resync_heard_from
 
 from .conftest import websocket_open
 from .test_consumers import receive_snapshot
@@ -114,3 +120,16 @@ def test_a_steady_process_report_does_not_refresh_every_dashboard(creator, djang
         monitor.report()  # same status as the last report: nothing for dashboards to show
     assert len(first) >= 1
     assert second == []
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_each_server_process_marks_dead_resyncs_failed_on_its_monitor_beat(shop):
+    dead = await sync_to_async(resync_heard_from)(shop, 11)
+    monitor = RealtimeMonitor()
+
+    monitor.reporting_start(interval=3600)
+    deadline = time.monotonic() + 10
+    while (await SyncOperation.objects.aget(pk=dead.pk)).status != "failed":
+        assert time.monotonic() < deadline, "the monitor's first beat did not mark the dead resync failed"
+        await asyncio.sleep(0.05)
+    monitor._reporter.cancel()
