@@ -209,6 +209,9 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": "WARNING"},
     "loggers": {
         "creatorflow": {"handlers": ["console"], "level": LOG_LEVEL, "propagate": False},
+        # Django's own default config gives "django" a console handler and lets it propagate to the
+        # root's: every access line of the development server (django.channels.server) came twice.
+        "django": {"handlers": ["console"], "level": "INFO", "propagate": False},
         "django.request": {"handlers": ["console"], "level": "ERROR", "propagate": False},
     },
 }

@@ -32,6 +32,18 @@ class Manage:
             raise AssertionError(f"manage.py {' '.join(args)} exited {finished.returncode}: {finished.stderr}")
         return finished
 
+    def start(self, *args: str) -> subprocess.Popen:
+        """Start a long-running command (a server); its stdout and stderr come out merged, as text."""
+        return subprocess.Popen(
+            [sys.executable, "manage.py", *args],
+            cwd=PROJECT,
+            env=self.env,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+
 
 @pytest.fixture
 def manage(tmp_path) -> Manage:

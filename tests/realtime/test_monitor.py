@@ -133,3 +133,24 @@ async def test_each_server_process_marks_dead_resyncs_failed_on_its_monitor_beat
         assert time.monotonic() < deadline, "the monitor's first beat did not mark the dead resync failed"
         await asyncio.sleep(0.05)
     monitor._reporter.cancel()
+
+
+@pytest.mark.django_db
+def test_system_page_lists_each_process_once_with_its_latest_report(admin_client):
+    MONITOR.report()
+    MONITOR.report()  # two reports of this process: still one row
+    RealtimeMonitor().report()  # another process's report, renamed as if from another machine
+    SystemHealth.objects.filter(pk=SystemHealth.objects.latest("pk").pk).update(component="realtime@other-host:4242")
+
+    html = admin_client.get("/system/").content.decode()
+
+    this_process = MONITOR.component.removeprefix("realtime@")
+    assert html.count(f"<td>{this_process} ") == 1 and f"<td>{this_process}</td>" not in html
+    assert html.count("<td>other-host:4242</td>") == 1
+    assert "2 processes." in html
+    assert "No process has reported" not in html
+    assert "not yet" not in html  # this process's latest report is shown with it
+
+
+def test_admin_says_creatorflow(client):
+    assert "<title>Log in | CreatorFlow administration</title>" in client.get("/admin/login/").content.decode()
