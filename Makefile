@@ -21,7 +21,7 @@ migrate: $(VENV)/.installed
 	$(BIN)/python manage.py migrate --noinput
 
 run: migrate
-	$(BIN)/python manage.py demo_seed --if-empty
+	$(BIN)/python manage.py demo_seed --if-empty --server-url http://$(HOST):$(PORT)
 	$(BIN)/python manage.py runserver $(HOST):$(PORT)
 
 test: $(VENV)/.installed

@@ -32,8 +32,9 @@ def shop_api_problem(shop: ShopConnection) -> str | None:
     """Say why a resync of ``shop`` cannot start (no access token, bad base URL), or None."""
     if not shop.access_token:
         return (
-            f"Shop {shop.shop_id} has no TikTok access token, so TikTok would refuse every call: set it with "
-            f"shop_connect {shop.creator.username} --shop-id {shop.shop_id} ... --access-token TOKEN, or in the admin."
+            f"Shop {shop.shop_id} has no TikTok access token, so TikTok would refuse every call. Set it in the admin "
+            f"(Shop connections) or with: .venv/bin/python manage.py shop_connect {shop.creator.username} "
+            f"--shop-id {shop.shop_id} --app-key KEY --app-secret SECRET --access-token TOKEN"
         )
     return api_base_url_problem(shop.api_base_url)
 
