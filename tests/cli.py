@@ -1,8 +1,12 @@
 """Run manage.py as an operator would: a separate process on its own SQLite file, exit code and output."""
 
 import os
+import socket
 import subprocess
 import sys
+import time
+import urllib.error
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -43,6 +47,25 @@ class Manage:
             stderr=subprocess.STDOUT,
             text=True,
         )
+
+
+def free_port() -> int:
+    """Return a local TCP port nothing listens on (for a server to start on, or to find nobody)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def wait_until_answering(url: str, server: subprocess.Popen, *, within: float = 30) -> None:
+    """Poll ``url`` until the started ``server`` answers it; fail if it exits or takes too long."""
+    deadline = time.monotonic() + within
+    while True:
+        try:
+            urllib.request.urlopen(url, timeout=2).read()
+            return
+        except (urllib.error.URLError, ConnectionError):
+            assert time.monotonic() < deadline and server.poll() is None, "the server did not start"
+            time.sleep(0.2)
 
 
 @pytest.fixture

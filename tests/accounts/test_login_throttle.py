@@ -1,6 +1,5 @@
 """Password guessing is throttled per account and per client address (django-axes), the password never logged."""
 
-import logging
 from datetime import timedelta
 
 import pytest
@@ -13,29 +12,6 @@ pytestmark = pytest.mark.django_db
 
 LOGIN = "/accounts/login/"
 RIGHT = "right-password-1"
-
-
-class _Records(logging.Handler):
-    def __init__(self):
-        super().__init__(logging.DEBUG)
-        self.lines: list[str] = []
-
-    def emit(self, record):
-        self.lines.append(self.format(record))
-
-
-@pytest.fixture
-def every_log():
-    handler = _Records()
-    loggers = [logging.getLogger(name) for name in ("", "axes", "django", "creatorflow")]
-    levels = [logger.level for logger in loggers]
-    for logger in loggers:
-        logger.addHandler(handler)
-        logger.setLevel(logging.DEBUG)
-    yield handler.lines
-    for logger, level in zip(loggers, levels):
-        logger.removeHandler(handler)
-        logger.setLevel(level)
 
 
 def _sign_in(username: str, password: str, *, address: str = "203.0.113.7"):

@@ -1,34 +1,13 @@
 """What make run prints (demo_seed's hints) runs exactly as printed, and prints no secret."""
 
 import shlex
-import socket
 import subprocess
-import time
-import urllib.error
-import urllib.request
 
-from tests.cli import PROJECT, manage  # noqa: F401 - fixture
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-def _wait_until_up(url: str, server: subprocess.Popen) -> None:
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            urllib.request.urlopen(url, timeout=2).read()
-            return
-        except (urllib.error.URLError, ConnectionError):
-            assert time.monotonic() < deadline and server.poll() is None, "the server did not start"
-            time.sleep(0.2)
+from tests.cli import PROJECT, free_port, manage, wait_until_answering  # noqa: F401 - manage is a fixture
 
 
 def test_the_flash_sale_command_make_run_prints_runs_as_printed(manage):
-    port = _free_port()
+    port = free_port()
     seeded = manage("demo_seed", "--if-empty", "--server-url", f"http://127.0.0.1:{port}", check=True)
     assert "demo-app-secret" not in seeded.stdout
     hint = next(line for line in seeded.stdout.splitlines() if "simulate_flash_sale" in line)
@@ -37,7 +16,7 @@ def test_the_flash_sale_command_make_run_prints_runs_as_printed(manage):
 
     server = manage.start("runserver", "--noreload", f"127.0.0.1:{port}")
     try:
-        _wait_until_up(f"http://127.0.0.1:{port}/healthz", server)
+        wait_until_answering(f"http://127.0.0.1:{port}/healthz", server)
         # As printed, but a short sale: 300 orders at 10/s would take half a minute.
         argv[argv.index("--orders") + 1], argv[argv.index("--rate") + 1] = "5", "50"
         sale = subprocess.run(argv, cwd=PROJECT, env=manage.env, capture_output=True, text=True, timeout=60)

@@ -1,7 +1,6 @@
 """webhooks_replay and simulate_flash_sale."""
 
 import io
-import socket
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -12,7 +11,7 @@ from django.db import connection
 from inventory.models import Stock, StockMovement
 from orders.models import Order, WebhookEvent
 
-from tests.cli import manage  # noqa: F401 - fixture
+from tests.cli import free_port, manage  # noqa: F401 - manage is a fixture
 
 from .conftest import tiktok_body
 
@@ -154,12 +153,6 @@ def half_failing_server():
     server.server_close()
 
 
-def _closed_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 def test_simulate_flash_sale_that_partly_fails_exits_non_zero_saying_how_many(shop, make_product, half_failing_server):
     make_product(shop.creator, stock=100, external_id="HOT-1")
     out = io.StringIO()
@@ -187,7 +180,7 @@ def test_simulate_flash_sale_with_https_against_a_plain_http_server_fails_at_onc
 
 def test_simulate_flash_sale_on_a_port_nothing_listens_on_exits_1_with_one_line(manage):
     manage("demo_seed", check=True)
-    port = _closed_port()
+    port = free_port()
 
     finished = manage("simulate_flash_sale", "--url", f"http://127.0.0.1:{port}/webhooks/tiktok/",
                       "--shop-id", "7495812345678901234", "--orders", "20", "--rate", "10", timeout=30)

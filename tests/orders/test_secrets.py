@@ -5,7 +5,6 @@ behind — stdout, stderr, log records, the formatted exception chain, stored er
 """
 
 import io
-import logging
 import re
 import traceback
 
@@ -34,30 +33,6 @@ def assert_clean(*texts: str, secrets=(APP_SECRET, ACCESS_TOKEN)) -> None:
             assert secret not in text
         assert not SIGNATURE_LIKE.search(text), text
         assert "sign=" not in text and "app_key=" not in text, text
-
-
-class _Records(logging.Handler):
-    def __init__(self):
-        super().__init__(logging.DEBUG)
-        self.lines: list[str] = []
-
-    def emit(self, record):
-        self.lines.append(self.format(record))  # with any traceback the record carries
-
-
-@pytest.fixture
-def every_log():
-    """Collect every log record of the project's and Django's loggers, tracebacks included."""
-    handler = _Records()
-    loggers = [logging.getLogger(name) for name in ("", "creatorflow", "django", "django.request", "django.server")]
-    levels = [logger.level for logger in loggers]
-    for logger in loggers:
-        logger.addHandler(handler)
-    logging.getLogger("creatorflow").setLevel(logging.DEBUG)
-    yield handler.lines
-    for logger, level in zip(loggers, levels):
-        logger.removeHandler(handler)
-        logger.setLevel(level)
 
 
 @pytest.fixture
