@@ -23,7 +23,7 @@ migrate: $(VENV)/.installed
 	$(BIN)/python manage.py migrate --noinput
 
 run: migrate
-	$(BIN)/python manage.py demo_seed --if-empty
+	$(BIN)/python manage.py demo_seed --if-empty --server-url http://$(HOST):$(PORT)
 	$(BIN)/python manage.py runserver $(HOST):$(PORT)
 
 # Production: one uvicorn worker process per core on one port; settings from the environment

@@ -26,7 +26,7 @@ def creator_upsert(*, username: str, password: str | None = None, timezone_name:
     creator, created = Creator.objects.get_or_create(username=username)
     if password:
         creator.set_password(password)
-    elif not creator.has_usable_password() and not creator.password:
+    elif not creator.password:  # A new creator: "" would count as usable, yet match no password.
         creator.set_unusable_password()
     if timezone_name is not None:
         creator.timezone = timezone_name

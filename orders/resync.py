@@ -10,7 +10,8 @@ holds. Without committed figures, the units of an order the resync is first to h
 only once the orders are in: such products keep CreatorFlow's count while the orders are applied
 (a new stock row starts at TikTok's quantity) and are reconciled after them, so neither that
 order nor a cancellation the resync is first to apply is counted twice. Progress is kept on a SyncOperation, which the
-dashboard shows live (processed count and estimated completion).
+dashboard shows live (processed count and estimated completion); its saves are the heartbeat
+``orders.syncs`` judges it by. Whatever stops a resync marks its operation failed.
 """
 
 import logging
@@ -31,6 +32,8 @@ from .events import OrderError
 from .models import ShopConnection, SyncOperation
 from .payloads import WarehouseStock, inventory_from_api, order_event_from_api, product_from_api
 from .services import order_apply_event
+from .shops import shop_api_problem
+from .syncs import HEARTBEAT_SECONDS, sync_operations_fail_stale
 from .tiktok import Page, TikTokAuthError, TikTokClient, TikTokError, TikTokUnavailable
 
 logger = logging.getLogger("creatorflow.resync")
@@ -48,10 +51,25 @@ class _Run:
     def __init__(self, operation: SyncOperation, progress: Progress | None):
         self.operation, self.progress = operation, progress
         self.started = timezone.now()
+        self.saved = time.monotonic()
 
     def save(self, *fields: str) -> None:
         self.operation.save(update_fields=[*fields, "updated_at"])
+        self.saved = time.monotonic()
         changes_mark(self.operation.creator_id, SYNC, ids=[self.operation.pk])
+
+    def heartbeat(self) -> None:
+        """Tell the dashboard (and the staleness check) this resync is alive, at most every 30 s."""
+        if time.monotonic() - self.saved >= HEARTBEAT_SECONDS:
+            self.operation.save(update_fields=["updated_at"])
+            self.saved = time.monotonic()
+
+    def failed(self, message: str) -> None:
+        self.operation.status = SyncOperation.Status.FAILED
+        self.operation.last_error = message[:2000]
+        self.operation.completed_at = timezone.now()
+        self.operation.estimated_completion = None
+        self.save("status", "last_error", "completed_at", "estimated_completion")
 
     def counted(self, total: int | None) -> None:
         if total is not None:
@@ -143,6 +161,7 @@ def _products_sync(shop: ShopConnection, client: TikTokClient, run: _Run, *, sin
         stock = _inventory(client, [product["id"] for product in items if isinstance(product.get("id"), str)])
         errors = []
         for product in items:
+            run.heartbeat()
             try:
                 item, counts = _apply_product(shop, product, stock.get(product.get("id")))
             except (OrderError, StockError) as error:
@@ -158,6 +177,7 @@ def _orders_sync(shop: ShopConnection, client: TikTokClient, run: _Run, *, since
     for items in _counted(client.orders_pages(since=since, page_size=PAGE_SIZE), run):
         errors = []
         for order in items:
+            run.heartbeat()
             try:
                 order_apply_event(shop=shop, event=order_event_from_api(order))
             except (OrderError, StockError) as error:
@@ -183,9 +203,14 @@ def tiktok_resync(
 ) -> SyncOperation:
     """Reconcile the shop's products, stock and orders with TikTok; return the SyncOperation.
 
-    Raises ResyncError when TikTok refuses the credentials or stays unavailable; the operation
-    is then marked failed with the reason.
+    Raises ResyncError, before any request, when the shop has no access token or no usable API
+    base URL, and when TikTok refuses the credentials or stays unavailable; the operation is then
+    marked failed with the reason. Any other exception also marks it failed, then propagates.
     """
+    problem = shop_api_problem(shop) if client is None else None
+    if problem:
+        raise ResyncError(problem)
+    sync_operations_fail_stale()
     operation = SyncOperation.objects.create(
         creator_id=shop.creator_id,
         shop=shop,
@@ -208,13 +233,15 @@ def tiktok_resync(
         _orders_sync(shop, client, run, since=since)
         _stock_reconcile_again(again)
     except TikTokError as error:
-        operation.status = SyncOperation.Status.FAILED
-        operation.last_error = str(error)[:2000]
-        operation.completed_at = timezone.now()
-        run.save("status", "last_error", "completed_at")
+        run.failed(str(error))
         logger.warning("resync shop=%s outcome=failed error=%s", shop.shop_id, error)
         kind = "credentials" if isinstance(error, TikTokAuthError) else "availability"
         raise ResyncError(f"Resync of shop {shop.shop_id} failed ({kind}): {error}") from error
+    except BaseException as error:
+        # A crash or an interrupt (Ctrl-C): the operation must not stay "running" for ever.
+        run.failed(f"Resync stopped by {type(error).__name__}: {error}")
+        logger.error("resync shop=%s outcome=failed error=%s", shop.shop_id, type(error).__name__)
+        raise
     operation.status = SyncOperation.Status.COMPLETED
     operation.completed_at = timezone.now()
     operation.estimated_completion = None

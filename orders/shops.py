@@ -1,5 +1,8 @@
 """Shop connections: a creator's TikTok shop, the keys that sign its webhooks and its API access."""
 
+from urllib.parse import urlsplit
+
+from django.contrib.auth import get_user_model
 from django.db import transaction
 
 from accounts.services import CreatorError, creator_upsert
@@ -7,6 +10,33 @@ from accounts.services import CreatorError, creator_upsert
 from . import locks
 from .events import OrderError
 from .models import ShopConnection
+
+
+def api_base_url_problem(url: str) -> str | None:
+    """Say what is wrong with ``url`` as a TikTok Shop API base URL, or None when it will do."""
+    if any(character.isspace() or ord(character) < 32 for character in url):
+        return f"API base URL {url!r} contains spaces or control characters."
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - raises ValueError on a port that is not a number
+    except ValueError:
+        return f"API base URL {url!r} is not a valid URL."
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        return f"API base URL must be an http:// or https:// URL with a host, got {url!r}."
+    if parts.username or parts.password or parts.query or parts.fragment:
+        return "API base URL must not carry credentials, a query or a fragment."
+    return None
+
+
+def shop_api_problem(shop: ShopConnection) -> str | None:
+    """Say why a resync of ``shop`` cannot start (no access token, bad base URL), or None."""
+    if not shop.access_token:
+        return (
+            f"Shop {shop.shop_id} has no TikTok access token, so TikTok would refuse every call. Set it in the admin "
+            f"(Shop connections) or with: .venv/bin/python manage.py shop_connect {shop.creator.username} "
+            f"--shop-id {shop.shop_id} --app-key KEY --app-secret SECRET --access-token TOKEN"
+        )
+    return api_base_url_problem(shop.api_base_url)
 
 
 @transaction.atomic
@@ -21,11 +51,22 @@ def shop_connect(
     api_base_url: str | None = None,
     access_token: str | None = None,
     stock_write_back: bool | None = None,
+    no_login: bool = False,
 ) -> tuple[ShopConnection, bool]:
-    """Create or update a creator and their shop connection; return (shop, created)."""
+    """Create or update a creator and their shop connection; return (shop, created).
+
+    A new creator needs a password, unless ``no_login`` says they are not to log in yet.
+    """
     for name, value in {"username": username, "shop_id": shop_id, "app_key": app_key, "app_secret": app_secret}.items():
         if not value or not value.strip():
             raise OrderError(f"{name} must not be empty.")
+    if api_base_url and (problem := api_base_url_problem(api_base_url)):
+        raise OrderError(problem)
+    if not password and not no_login and not get_user_model().objects.filter(username=username).exists():
+        raise OrderError(
+            f"Creator {username} is new and has no password, so they could not log in: give --password, "
+            f"or --no-login and set one later with: .venv/bin/python manage.py changepassword {username}"
+        )
     try:
         creator, _ = creator_upsert(username=username, password=password, timezone_name=timezone_name)
     except CreatorError as error:

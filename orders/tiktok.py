@@ -14,7 +14,9 @@ reading what TikTok's answers say is ``orders.payloads``' job.
 
 import hashlib
 import hmac
+import http.client
 import json
+import re
 import time
 import urllib.error
 import urllib.parse
@@ -37,6 +39,9 @@ RETRY_AFTER_MAX_SECONDS = 30.0
 # TikTok's error families: 105xxx concern the access token (105002: expired), 106xxx the app
 # key and the request signature. Neither gets better by asking again.
 CREDENTIAL_ERROR_FAMILIES = (105, 106)
+# A signed URL's query carries the app key, the signature and the timestamp: no error text keeps it.
+QUERY_STRING = re.compile(r"\?[^\s'\"<>]*")
+REDACTED = "[redacted]"
 
 
 class TikTokError(Exception):
@@ -182,34 +187,64 @@ class TikTokClient:
         )
 
     def _request(self, method: str, path: str, *, params: Mapping[str, object] | None = None, body=None) -> dict:
-        """Send one signed request, retrying 429, 5xx and network failures; return ``data``."""
+        """Send one signed request, retrying 429, 5xx and network failures; return ``data``.
+
+        Every error raised from here is a TikTokError whose text holds neither the signed query,
+        the app secret nor the access token, and which chains no exception that could.
+        """
         raw_body = b"" if body is None else json.dumps(body, separators=(",", ":")).encode()
         for attempt in range(self.retries + 1):
             query = {**(params or {}), "app_key": self.app_key, "timestamp": int(time.time())}
             if self.shop_cipher:
                 query["shop_cipher"] = self.shop_cipher
             query["sign"] = request_sign(app_secret=self.app_secret, path=path, params=query, body=raw_body)
+            answer, failure, retry_after = self._send(method, path, query, raw_body)
+            if failure is None:
+                return self._data(*answer, path)
+            if attempt == self.retries:
+                raise failure
+            self.sleep(self._delay(attempt, retry_after))
+        raise AssertionError("unreachable")
+
+    def _send(self, method: str, path: str, query: dict, raw_body: bytes):
+        """Return ((status, payload), None, None), or (None, a retryable failure, Retry-After).
+
+        A failure that retrying cannot mend (a malformed base URL, a crash in the HTTP stack) is
+        raised at once, its text scrubbed and its cause dropped: the cause carries the signed URL.
+        """
+        try:
             request = urllib.request.Request(
                 f"{self.base_url}{path}?{urllib.parse.urlencode(query)}",
                 data=raw_body if method != "GET" else None,
                 method=method,
                 headers={"content-type": "application/json", "x-tts-access-token": self.access_token},
             )
-            try:
-                with urllib.request.urlopen(request, timeout=self.timeout) as response:
-                    return self._data(response.status, response.read(), path)
-            except urllib.error.HTTPError as error:
-                status, payload, retry_after = error.code, error.read(), error.headers.get("Retry-After")
-                if status != 429 and status < 500:
-                    return self._data(status, payload, path)
-                failure = TikTokUnavailable(f"TikTok answered {status} to {method} {path}.", status=status)
-            except (urllib.error.URLError, TimeoutError, ConnectionError) as error:
-                reason = getattr(error, "reason", error)
-                failure, retry_after = TikTokUnavailable(f"TikTok unreachable for {method} {path}: {reason}."), None
-            if attempt == self.retries:
-                raise failure
-            self.sleep(self._delay(attempt, retry_after))
-        raise AssertionError("unreachable")
+            with urllib.request.urlopen(request, timeout=self.timeout) as response:
+                return (response.status, response.read()), None, None
+        except http.client.InvalidURL as error:
+            raise self._crash(method, path, error) from None
+        except urllib.error.HTTPError as error:
+            status, payload, retry_after = error.code, error.read(), error.headers.get("Retry-After")
+            if status != 429 and status < 500:
+                return (status, payload), None, None
+            return None, TikTokUnavailable(f"TikTok answered {status} to {method} {path}.", status=status), retry_after
+        except (urllib.error.URLError, http.client.HTTPException, TimeoutError, ConnectionError) as error:
+            reason = self.scrub(str(getattr(error, "reason", error)))
+            return None, TikTokUnavailable(f"TikTok unreachable at {self.base_url} for {method} {path}: {reason}."), None
+        except Exception as error:  # noqa: BLE001 - whatever broke, its text may hold the signed URL
+            raise self._crash(method, path, error) from None
+
+    def _crash(self, method: str, path: str, error: Exception) -> TikTokError:
+        detail = self.scrub(f"{type(error).__name__}: {error}")
+        return TikTokError(f"TikTok request {method} {path} could not be made ({detail}); check the shop's API base URL.")
+
+    def scrub(self, text: str) -> str:
+        """Return ``text`` without query strings, the app secret or the access token."""
+        text = QUERY_STRING.sub("", text)
+        for secret in (self.app_secret, self.access_token):
+            if secret:
+                text = text.replace(secret, REDACTED)
+        return text
 
     def _delay(self, attempt: int, retry_after: str | None) -> float:
         delay = self.backoff * 2**attempt
@@ -220,15 +255,14 @@ class TikTokClient:
                 pass
         return delay
 
-    @staticmethod
-    def _data(status: int, payload: bytes, path: str) -> dict:
+    def _data(self, status: int, payload: bytes, path: str) -> dict:
         try:
             document = json.loads(payload or b"{}")
         except ValueError:
-            raise TikTokError(f"TikTok answered {status} with a body that is not JSON for {path}.", status=status)
+            raise TikTokError(f"TikTok answered {status} with a body that is not JSON for {path}.", status=status) from None
         if not isinstance(document, dict):
             raise TikTokError(f"TikTok answered {status} with unexpected JSON for {path}.", status=status)
-        code, message = document.get("code"), str(document.get("message") or "")
+        code, message = document.get("code"), self.scrub(str(document.get("message") or ""))
         request_id = str(document.get("request_id") or "")
         family = code // 1000 if isinstance(code, int) else None
         if status in (401, 403) or family in CREDENTIAL_ERROR_FAMILIES:

@@ -4,7 +4,8 @@ Each daphne process counts its open dashboard connections, the creator groups th
 the frames it sent, coalesced (a newer state replaced a pending one) and dropped (older than
 what the browser already has, or pending when the connection closed), with the slowest send.
 Every 30 seconds it logs one line and stores the figures as a SystemHealth record named after
-the process, so staff see every process on ``/system/``.
+the process, so staff see every process on ``/system/``. The same beat marks failed the resyncs
+that stopped sending their heartbeat (``orders.syncs``), so none shows "running" for ever.
 """
 
 import asyncio
@@ -18,6 +19,7 @@ from dataclasses import dataclass, field
 from asgiref.sync import sync_to_async
 
 from creatorflow.health import health_record
+from orders.syncs import sync_operations_fail_stale
 
 logger = logging.getLogger("creatorflow.realtime.monitor")
 
@@ -113,6 +115,10 @@ class RealtimeMonitor:
 
     async def _report_forever(self, interval: float) -> None:
         while True:
+            try:
+                await sync_to_async(sync_operations_fail_stale)()
+            except Exception:  # noqa: BLE001 - tried again on the next beat
+                logger.exception("marking stale resyncs failed did not work")
             await asyncio.sleep(interval)
             try:
                 await sync_to_async(self.report)()

@@ -280,3 +280,12 @@ def realtime_processes(*, now: datetime | None = None) -> list[SystemHealth]:
     ).order_by("component", "-measured_at", "-pk"):
         latest.setdefault(record.component, record)
     return sorted(latest.values(), key=lambda record: -record.metrics.get("connections", 0))
+
+
+def realtime_processes_besides(
+    *, component: str, now: datetime | None = None
+) -> tuple[SystemHealth | None, list[SystemHealth]]:
+    """Return the latest report of the process ``component`` (or None) and those of every other one."""
+    processes = realtime_processes(now=now)
+    own = next((record for record in processes if record.component == component), None)
+    return own, [record for record in processes if record.component != component]

@@ -237,9 +237,10 @@ async def healthz(request):
 @staff_member_required
 @require_GET
 def system_monitor(request):
-    """Show staff every server process's realtime figures (reported every 30 s) and this one's now."""
+    """Show staff every server process once: this one's figures now, the others' latest reports."""
+    own_report, others = selectors.realtime_processes_besides(component=MONITOR.component)
     return render(
         request,
         "realtime/system.html",
-        {"this_process": MONITOR.snapshot(), "processes": selectors.realtime_processes()},
+        {"this_process": MONITOR.snapshot(), "this_report": own_report, "processes": others},
     )

@@ -1,5 +1,6 @@
 """Fixtures shared by the whole suite: creators, shops, products with stock."""
 
+import logging
 import os
 from decimal import Decimal
 
@@ -86,3 +87,27 @@ def make_product():
 @pytest.fixture
 def uses_postgres():
     return connection.vendor == "postgresql"
+
+
+class _Records(logging.Handler):
+    def __init__(self):
+        super().__init__(logging.DEBUG)
+        self.lines: list[str] = []
+
+    def emit(self, record):
+        self.lines.append(self.format(record))  # with any traceback the record carries
+
+
+@pytest.fixture
+def every_log():
+    """Collect every record of the project's, Django's and django-axes' loggers, at every level."""
+    handler = _Records()
+    loggers = [logging.getLogger(name) for name in ("", "creatorflow", "django", "axes")]
+    levels = [logger.level for logger in loggers]
+    for logger in loggers:
+        logger.addHandler(handler)
+        logger.setLevel(logging.DEBUG)
+    yield handler.lines
+    for logger, level in zip(loggers, levels):
+        logger.removeHandler(handler)
+        logger.setLevel(level)

@@ -1,20 +1,54 @@
-"""A one-line progress bar for long management commands, drawn only on a terminal."""
+"""Progress of long management commands: tqdm's bar with rate and ETA on a terminal, nothing otherwise.
+
+Off a terminal (cron, a pipe, a log file) no bar is drawn; each command ends with one summary
+line of its own instead. The bar goes to the command's stderr, so stdout keeps only results.
+"""
+
+from tqdm import tqdm
 
 
-class ProgressBar:
-    def __init__(self, stream, total: int, width: int = 30):
-        self.stream, self.total, self.width, self.shown = stream, total, width, -1
-        self.enabled = hasattr(stream, "isatty") and stream.isatty()
+class _Unterminated:
+    """Django's OutputWrapper ends every write with a newline; tqdm redraws one line with \\r."""
+
+    def __init__(self, stream):
+        self.stream = stream
+
+    def write(self, text: str) -> None:
+        self.stream.write(text, ending="")
+
+    def flush(self) -> None:
+        self.stream.flush()
+
+
+class Progress:
+    """A progress bar for ``total`` items of ``unit``; ``update(done, total)`` moves it."""
+
+    def __init__(self, stream, *, total: int | None = None, unit: str = "item", description: str = ""):
+        terminal = hasattr(stream, "isatty") and stream.isatty()
+        self.bar = tqdm(
+            total=total or None,
+            unit=unit,
+            desc=description or None,
+            file=_Unterminated(stream),
+            disable=not terminal,
+            dynamic_ncols=terminal,
+            leave=True,
+        )
 
     def update(self, done: int, total: int | None = None) -> None:
-        """Redraw the bar for ``done`` of ``total`` items when the percentage changed."""
-        self.total = total if total is not None else self.total
-        percent = 100 * done // max(self.total, 1)
-        if not self.enabled or percent == self.shown:
+        """Show ``done`` of ``total`` items (the total may become known, or grow, on the way)."""
+        if self.bar.disable:
             return
-        self.shown = percent
-        filled = percent * self.width // 100
-        self.stream.write(f"\r[{'#' * filled}{'.' * (self.width - filled)}] {done}/{self.total} ({percent}%)", ending="")
-        self.stream.flush()
-        if done >= self.total:
-            self.stream.write("")
+        if total and total != self.bar.total:
+            self.bar.total = total
+            self.bar.refresh()
+        self.bar.update(done - self.bar.n)
+
+    def close(self) -> None:
+        self.bar.close()
+
+    def __enter__(self) -> "Progress":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()

@@ -1,6 +1,8 @@
 """webhooks_replay and simulate_flash_sale."""
 
 import io
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 from django.core.management import CommandError, call_command
@@ -8,6 +10,8 @@ from django.db import connection
 
 from inventory.models import Stock, StockMovement
 from orders.models import Order, WebhookEvent
+
+from tests.cli import free_port, manage  # noqa: F401 - manage is a fixture
 
 from .conftest import tiktok_body
 
@@ -87,6 +91,11 @@ def test_simulate_flash_sale_posts_signed_orders_that_all_land(live_server, shop
     # The test server shares one SQLite connection between its threads: one request at a time there.
     concurrency = "3" if connection.vendor == "postgresql" else "1"
 
+    with pytest.raises(CommandError, match=r"is not the webhook route: a GET there answered 404.*/webhooks/tiktok/"):
+        _run("simulate_flash_sale", "--url", f"{live_server.url}/webhook/", "--shop-id", shop.shop_id,
+             "--orders", "12", "--rate", "500")
+    assert not WebhookEvent.objects.exists()
+
     output = _run("simulate_flash_sale", "--url", f"{live_server.url}/webhooks/tiktok/", "--shop-id", shop.shop_id,
                   "--orders", "12", "--rate", "500", "--concurrency", concurrency, "--seed", "7")
 
@@ -109,3 +118,101 @@ def test_simulate_flash_sale_refuses_other_machines_and_unknown_shops(shop):
     with pytest.raises(CommandError, match="no products"):
         _run("simulate_flash_sale", "--url", "http://127.0.0.1:9/", "--shop-id", shop.shop_id, "--orders", "1",
              "--rate", "1")
+
+
+class _HalfFailing(BaseHTTPRequestHandler):
+    """A plain-HTTP stand-in for the webhook route that answers every other delivery 500."""
+
+    posts = 0
+
+    def do_GET(self):
+        self.send_response(405 if self.path == "/webhooks/tiktok/" else 404)
+        self.send_header("Allow", "POST")
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def do_POST(self):
+        self.rfile.read(int(self.headers["Content-Length"]))
+        type(self).posts += 1
+        self.send_response(500 if self.posts % 2 else 200)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def log_message(self, format, *args):
+        pass
+
+
+@pytest.fixture
+def half_failing_server():
+    _HalfFailing.posts = 0
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _HalfFailing)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
+    yield f"127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()
+
+
+def test_simulate_flash_sale_that_partly_fails_exits_non_zero_saying_how_many(shop, make_product, half_failing_server):
+    make_product(shop.creator, stock=100, external_id="HOT-1")
+    out = io.StringIO()
+
+    with pytest.raises(CommandError, match=r"^3 of 6 orders failed \(500: 3\)\.$"):
+        call_command("simulate_flash_sale", "--url", f"http://{half_failing_server}/webhooks/tiktok/",
+                     "--shop-id", shop.shop_id, "--orders", "6", "--rate", "1000", "--concurrency", "1",
+                     stdout=out, stderr=io.StringIO())
+
+    assert out.getvalue().startswith("sent 6, 2xx 3, errors 3 (500: 3)")
+
+
+def test_simulate_flash_sale_with_https_against_a_plain_http_server_fails_at_once(shop, make_product,
+                                                                                     half_failing_server):
+    make_product(shop.creator, stock=100, external_id="HOT-1")
+
+    with pytest.raises(CommandError, match=r"http://") as refused:
+        _run("simulate_flash_sale", "--url", f"https://{half_failing_server}/webhooks/tiktok/",
+             "--shop-id", shop.shop_id, "--orders", "5", "--rate", "100")
+
+    assert "TLS handshake" in str(refused.value)
+
+    assert _HalfFailing.posts == 0  # the sale never started
+
+
+def test_simulate_flash_sale_on_a_port_nothing_listens_on_exits_1_with_one_line(manage):
+    manage("demo_seed", check=True)
+    port = free_port()
+
+    finished = manage("simulate_flash_sale", "--url", f"http://127.0.0.1:{port}/webhooks/tiktok/",
+                      "--shop-id", "7495812345678901234", "--orders", "20", "--rate", "10", timeout=30)
+
+    assert finished.returncode == 1
+    assert finished.stdout == ""
+    assert finished.stderr.strip().splitlines() == [
+        f"CommandError: Cannot reach 127.0.0.1:{port} (Connection refused); is the server running (make run)?"
+    ]
+
+
+class _Terminal(io.StringIO):
+    def isatty(self):
+        return True
+
+
+@pytest.mark.parametrize("stream_class", [_Terminal, io.StringIO])
+def test_long_commands_draw_rate_and_eta_on_a_terminal_and_only_a_summary_otherwise(
+    stream_class, shop, make_product, half_failing_server
+):
+    make_product(shop.creator, stock=100, external_id="HOT-1")
+    out, err = io.StringIO(), stream_class()
+
+    with pytest.raises(CommandError):
+        call_command("simulate_flash_sale", "--url", f"http://{half_failing_server}/webhooks/tiktok/",
+                     "--shop-id", shop.shop_id, "--orders", "4", "--rate", "1000", "--concurrency", "1",
+                     stdout=out, stderr=err)
+
+    assert len(out.getvalue().splitlines()) == 1  # the summary line, with the achieved rate
+    assert "achieved" in out.getvalue()
+    if stream_class is _Terminal:
+        assert "flash sale: 100%" in err.getvalue() and "4/4" in err.getvalue()
+        assert "order/s]" in err.getvalue() and "<00:00" in err.getvalue()  # rate, and the ETA
+    else:
+        assert err.getvalue() == ""

@@ -1,15 +1,19 @@
 """tiktok_resync end to end against the local fake TikTok Shop API."""
 
+import io
 import time
+from datetime import timedelta
 
 import pytest
 from django.core.management import CommandError, call_command
+from django.utils import timezone
 
 from inventory.models import Product, ProductSku, Reservation, Stock, StockMovement
 from orders.models import Order, SyncOperation
 from orders.payloads import order_event_from_api
 from orders.resync import ResyncError, tiktok_resync
 from orders.services import order_apply_event
+from orders.syncs import STALE_MESSAGE, sync_operations_fail_stale
 from orders.tiktok import TikTokClient
 
 from .conftest import inventory_body, order_body
@@ -216,3 +220,72 @@ def test_resync_and_order_details_store_each_products_tiktok_sku_ids(tiktok_shop
     fake_tiktok.products[1]["skus"].pop()  # TikTok dropped one of P2's SKUs
     tiktok_resync(shop=tiktok_shop, client=_client(tiktok_shop))
     assert list(ProductSku.objects.filter(product__external_id="P2").values_list("external_id", flat=True)) == ["S-P2"]
+
+
+def test_tiktok_resync_says_the_access_token_is_missing_before_any_request(tiktok_shop, fake_tiktok):
+    tiktok_shop.access_token = ""
+    tiktok_shop.save()
+
+    with pytest.raises(CommandError, match="Shop tts-shop has no TikTok access token.*--access-token"):
+        call_command("tiktok_resync", "--shop-id", tiktok_shop.shop_id)
+
+    assert fake_tiktok.requests == []
+    assert not SyncOperation.objects.exists()
+
+
+
+def test_tiktok_resync_command_that_partly_failed_exits_non_zero_saying_how_many(tiktok_shop, fake_tiktok, capsys):
+    fake_tiktok.order_add("GOOD", lines=[("P1", 1, "3.00")])
+    fake_tiktok.order_add("BAD", lines=[("P1", 1, "3.00")])["status"] = "TELEPORTED"
+
+    with pytest.raises(CommandError, match=r"^1 of 2 products and orders failed to reconcile; last error: .*TELEPORTED"):
+        call_command("tiktok_resync", "--shop-id", tiktok_shop.shop_id)
+
+    assert "Resynced shop tts-shop: 1 of 2 products and orders reconciled, 1 error(s)." in capsys.readouterr().out
+
+
+
+def test_resync_interrupted_mid_run_is_marked_failed_not_left_running(tiktok_shop, fake_tiktok):
+    fake_tiktok.products = [_product("P1", 5)]
+    fake_tiktok.fail_next(503)
+
+    def interrupted(seconds):
+        raise KeyboardInterrupt  # the operator pressed Ctrl-C during the backoff
+
+    with pytest.raises(KeyboardInterrupt):
+        tiktok_resync(shop=tiktok_shop, client=TikTokClient.for_shop(tiktok_shop, sleep=interrupted))
+
+    operation = SyncOperation.objects.get(type="resync")
+    assert (operation.status, operation.last_error) == ("failed", "Resync stopped by KeyboardInterrupt: ")
+    assert operation.completed_at is not None
+
+
+
+def resync_heard_from(shop, minutes_ago: float) -> SyncOperation:
+    operation = SyncOperation.objects.create(creator_id=shop.creator_id, shop=shop, type="resync", status="running")
+    SyncOperation.objects.filter(pk=operation.pk).update(updated_at=timezone.now() - timedelta(minutes=minutes_ago))
+    return operation
+
+
+def test_a_resync_not_heard_from_in_ten_minutes_is_marked_failed(tiktok_shop):
+    dead, alive = resync_heard_from(tiktok_shop, 10.5), resync_heard_from(tiktok_shop, 9.5)
+
+    assert sync_operations_fail_stale() == 1
+
+    dead.refresh_from_db()
+    alive.refresh_from_db()
+    assert (dead.status, dead.last_error) == ("failed", STALE_MESSAGE)
+    assert dead.completed_at is not None
+    assert alive.status == "running"
+
+
+
+def test_tiktok_resync_command_marks_a_dead_earlier_resync_failed(tiktok_shop, fake_tiktok):
+    dead = resync_heard_from(tiktok_shop, 60)
+
+    call_command("tiktok_resync", "--shop-id", tiktok_shop.shop_id, stdout=io.StringIO())
+
+    dead.refresh_from_db()
+    assert dead.status == "failed"
+    assert SyncOperation.objects.exclude(pk=dead.pk).get().status == "completed"
+

@@ -182,7 +182,7 @@ def test_a_product_with_several_tiktok_skus_is_listed_and_not_written_back(
 
 @pytest.mark.django_db
 def test_shop_connect_turns_stock_write_back_on_and_off():
-    arguments = ["maya", "--shop-id", "S1", "--app-key", "key", "--app-secret", "secret"]
+    arguments = ["maya", "--shop-id", "S1", "--app-key", "key", "--app-secret", "secret", "--password", "maya-pass-1234"]
     call_command("shop_connect", *arguments)
     assert ShopConnection.objects.get().stock_write_back is False
     call_command("shop_connect", *arguments, "--stock-write-back")

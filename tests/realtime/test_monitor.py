@@ -2,12 +2,18 @@
 
 import asyncio
 import logging
+import time
 
 import pytest
+from asgiref.sync import sync_to_async
+
+from orders.models import SyncOperation
 from realtime import monitor as monitor_module
 from realtime.frames import FramePacer
 from creatorflow.models import SystemHealth
 from realtime.monitor import MONITOR, RealtimeMonitor
+
+from tests.orders.test_resync import resync_heard_from
 
 from .conftest import websocket_open
 from .test_consumers import receive_snapshot
@@ -114,3 +120,37 @@ def test_a_steady_process_report_does_not_refresh_every_dashboard(creator, djang
         monitor.report()  # same status as the last report: nothing for dashboards to show
     assert len(first) >= 1
     assert second == []
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_each_server_process_marks_dead_resyncs_failed_on_its_monitor_beat(shop):
+    dead = await sync_to_async(resync_heard_from)(shop, 11)
+    monitor = RealtimeMonitor()
+
+    monitor.reporting_start(interval=3600)
+    deadline = time.monotonic() + 10
+    while (await SyncOperation.objects.aget(pk=dead.pk)).status != "failed":
+        assert time.monotonic() < deadline, "the monitor's first beat did not mark the dead resync failed"
+        await asyncio.sleep(0.05)
+    monitor._reporter.cancel()
+
+
+@pytest.mark.django_db
+def test_system_page_lists_each_process_once_with_its_latest_report(admin_client):
+    MONITOR.report()
+    MONITOR.report()  # two reports of this process: still one row
+    RealtimeMonitor().report()  # another process's report, renamed as if from another machine
+    SystemHealth.objects.filter(pk=SystemHealth.objects.latest("pk").pk).update(component="realtime@other-host:4242")
+
+    html = admin_client.get("/system/").content.decode()
+
+    this_process = MONITOR.component.removeprefix("realtime@")
+    assert html.count(f"<td>{this_process} ") == 1 and f"<td>{this_process}</td>" not in html
+    assert html.count("<td>other-host:4242</td>") == 1
+    assert "2 processes." in html
+    assert "No process has reported" not in html
+    assert "not yet" not in html  # this process's latest report is shown with it
+
+
+def test_admin_says_creatorflow(client):
+    assert "<title>Log in | CreatorFlow administration</title>" in client.get("/admin/login/").content.decode()

@@ -24,6 +24,9 @@ class Command(BaseCommand):
             "--stock-write-back", action=BooleanOptionalAction, default=None,
             help="Set each product's available stock on TikTok after it changes (off unless given).",
         )
+        parser.add_argument(
+            "--no-login", action="store_true", help="Create a new creator without a password (no login until one is set)."
+        )
 
     def handle(self, *args, **options):
         try:
@@ -37,9 +40,15 @@ class Command(BaseCommand):
                 api_base_url=options["api_base_url"],
                 access_token=options["access_token"],
                 stock_write_back=options["stock_write_back"],
+                no_login=options["no_login"],
             )
         except OrderError as error:
             raise CommandError(str(error)) from error
         verb = "Connected" if created else "Updated"
         self.stdout.write(self.style.SUCCESS(f"{verb} shop {shop.shop_id} for creator {shop.creator.username}."))
         self.stdout.write("Webhook URL: POST /webhooks/tiktok/ (signed with this shop's app secret).")
+        if not shop.creator.has_usable_password():
+            self.stdout.write(
+                f"Creator {shop.creator.username} cannot log in yet; set a password with: "
+                f".venv/bin/python manage.py changepassword {shop.creator.username}"
+            )

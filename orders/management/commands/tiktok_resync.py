@@ -4,7 +4,7 @@ from datetime import UTC, datetime
 
 from django.core.management.base import BaseCommand, CommandError
 
-from orders.management.progress import ProgressBar
+from orders.management.progress import Progress
 from orders.models import ShopConnection
 from orders.resync import ResyncError, tiktok_resync
 
@@ -29,9 +29,9 @@ class Command(BaseCommand):
         if shop is None:
             raise CommandError(f"No shop {options['shop_id']!r}; connect it first with shop_connect.")
         since = _since(options["since"]) if options["since"] else None
-        progress = ProgressBar(self.stdout, 0)
         try:
-            operation = tiktok_resync(shop=shop, since=since, progress=progress.update)
+            with Progress(self.stderr, unit="row", description="resync") as progress:
+                operation = tiktok_resync(shop=shop, since=since, progress=progress.update)
         except ResyncError as error:
             raise CommandError(str(error)) from error
         self.stdout.write(
@@ -40,5 +40,8 @@ class Command(BaseCommand):
                 f"products and orders reconciled, {operation.error_count} error(s)."
             )
         )
-        if operation.last_error:
-            self.stdout.write(f"Last error: {operation.last_error}")
+        if operation.error_count:
+            raise CommandError(
+                f"{operation.error_count} of {operation.processed_count + operation.error_count} products and orders "
+                f"failed to reconcile; last error: {operation.last_error}"
+            )

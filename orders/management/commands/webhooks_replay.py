@@ -2,7 +2,7 @@
 
 from django.core.management.base import BaseCommand, CommandError
 
-from orders.management.progress import ProgressBar
+from orders.management.progress import Progress
 from orders.models import WebhookEvent
 from orders.inbox import webhooks_replay
 
@@ -19,8 +19,8 @@ class Command(BaseCommand):
             missing = set(ids) - set(WebhookEvent.objects.filter(pk__in=ids).values_list("pk", flat=True))
             if missing:
                 raise CommandError(f"No webhook event with id {', '.join(map(str, sorted(missing)))}.")
-        progress = ProgressBar(self.stdout, 0)
-        report = webhooks_replay(event_ids=ids, failed_only=failed, progress=progress.update)
+        with Progress(self.stderr, unit="event", description="replay") as progress:
+            report = webhooks_replay(event_ids=ids, failed_only=failed, progress=progress.update)
         for event_id in report.failed:
             error = WebhookEvent.objects.values_list("error", flat=True).get(pk=event_id)
             self.stderr.write(f"event {event_id} failed again: {error}")

@@ -3,7 +3,7 @@
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
 
-from orders.management.progress import ProgressBar
+from orders.management.progress import Progress
 from realtime.services import metrics_resync
 
 
@@ -20,11 +20,11 @@ class Command(BaseCommand):
             if not creators.exists():
                 raise CommandError(f"No creator named {options['creator']!r}.")
         creators = list(creators.values_list("pk", "username"))
-        progress = ProgressBar(self.stdout, len(creators))
         reports = []
-        for done, (creator_id, username) in enumerate(creators, start=1):
-            reports.append((username, metrics_resync(creator_id=creator_id)))
-            progress.update(done)
+        with Progress(self.stderr, total=len(creators), unit="creator", description="metrics") as progress:
+            for done, (creator_id, username) in enumerate(creators, start=1):
+                reports.append((username, metrics_resync(creator_id=creator_id)))
+                progress.update(done)
         drifted = 0
         for username, drifts in reports:
             if not drifts:

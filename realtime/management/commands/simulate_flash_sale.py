@@ -7,6 +7,7 @@ import http.client
 import itertools
 import json
 import random
+import ssl
 import sys
 import threading
 import time
@@ -17,13 +18,53 @@ from urllib.parse import urlsplit
 from django.core.management.base import BaseCommand, CommandError
 
 from inventory.models import Product
-from orders.management.progress import ProgressBar
+from orders.management.progress import Progress
 from orders.models import ShopConnection
 from orders.inbox import webhook_signature
 from orders.payloads import ORDER_STATUS_CHANGE
 from realtime.live.services import LiveAlreadyRunning, live_start
 
 LOOPBACK_HOSTS = {"127.0.0.1", "localhost", "::1"}
+WEBHOOK_PATH = "/webhooks/tiktok/"
+# The probe before the sale gives up quickly; a delivery may take the webhook's 2 s answer time and more.
+PROBE_TIMEOUT_SECONDS = 3.0
+REQUEST_TIMEOUT_SECONDS = 10.0
+
+
+def _connection(parts, timeout: float) -> http.client.HTTPConnection:
+    kind = http.client.HTTPSConnection if parts.scheme == "https" else http.client.HTTPConnection
+    return kind(parts.hostname, parts.port, timeout=timeout)
+
+
+def webhook_probe(url: str, *, timeout: float = PROBE_TIMEOUT_SECONDS) -> None:
+    """Check that ``url`` answers like CreatorFlow's webhook route; raise CommandError saying why not.
+
+    The probe is a GET, which the webhook route refuses with 405 (POST only) and stores nothing.
+    """
+    parts = urlsplit(url)
+    connection = _connection(parts, timeout)
+    try:
+        connection.request("GET", parts.path or "/")
+        response = connection.getresponse()
+        response.read()
+    except ssl.SSLError as error:
+        raise CommandError(
+            f"TLS handshake with {parts.netloc} failed ({error.reason}); if the server speaks plain HTTP, "
+            f"use http://{parts.netloc}{parts.path}."
+        ) from None
+    except TimeoutError:
+        hint = " (a plain-HTTP server never answers an https:// handshake: try http://)" if parts.scheme == "https" else ""
+        raise CommandError(f"{parts.netloc} did not answer within {timeout:g} s{hint}.") from None
+    except (OSError, http.client.HTTPException) as error:
+        reason = getattr(error, "strerror", None) or str(error) or type(error).__name__
+        raise CommandError(f"Cannot reach {parts.netloc} ({reason}); is the server running (make run)?") from None
+    finally:
+        connection.close()
+    if response.status != 405 or "POST" not in (response.getheader("Allow") or ""):
+        raise CommandError(
+            f"{url} is not the webhook route: a GET there answered {response.status}, where the route answers "
+            f"405 (POST only). The route is {WEBHOOK_PATH}, e.g. {parts.scheme}://{parts.netloc}{WEBHOOK_PATH}"
+        )
 
 
 def flash_sale_body(*, shop_id: str, order_id: str, products: list[tuple[str, Decimal]], rng: random.Random) -> bytes:
@@ -91,13 +132,15 @@ class Command(BaseCommand):
             except LiveAlreadyRunning:
                 self.stdout.write("A LIVE session is already running; the sale counts in it.")
 
+        webhook_probe(url)
+
         rng = random.Random(seed)
         run = uuid.uuid4().hex[:8]
-        path = parts.path or "/webhooks/tiktok/"
+        path = parts.path or WEBHOOK_PATH
         results: list[tuple[int, float]] = []  # (HTTP status or 0 for a connection error, seconds)
         lock = threading.Lock()
         numbers = itertools.count()
-        progress = ProgressBar(self.stdout, orders)
+        progress = Progress(self.stderr, total=orders, unit="order", description="flash sale")
         started = time.perf_counter()
 
         def worker():
@@ -116,8 +159,7 @@ class Command(BaseCommand):
                 sent = time.perf_counter()
                 try:
                     if connection is None:
-                        kind = http.client.HTTPSConnection if parts.scheme == "https" else http.client.HTTPConnection
-                        connection = kind(parts.hostname, parts.port, timeout=30)
+                        connection = _connection(parts, REQUEST_TIMEOUT_SECONDS)
                     connection.request("POST", path, body=body,
                                        headers={"Content-Type": "application/json", "Authorization": signature})
                     response = connection.getresponse()
@@ -139,6 +181,7 @@ class Command(BaseCommand):
             thread.start()
         for thread in threads:
             thread.join()
+        progress.close()
         elapsed = time.perf_counter() - started
 
         ok = sum(1 for status, _ in results if 200 <= status < 300)
@@ -152,10 +195,14 @@ class Command(BaseCommand):
         def percentile(share: float) -> float:
             return latencies[min(len(latencies) - 1, int(share * len(latencies)))] * 1000 if latencies else 0.0
 
+        breakdown = ", ".join(f"{label}: {count}" for label, count in sorted(by_status.items()))
+        failed = len(results) - ok
         self.stdout.write(
-            f"sent {len(results)}, 2xx {ok}, errors {len(results) - ok}"
-            + (f" ({', '.join(f'{label}: {count}' for label, count in sorted(by_status.items()))})" if by_status else "")
+            f"sent {len(results)}, 2xx {ok}, errors {failed}"
+            + (f" ({breakdown})" if by_status else "")
             + f", achieved {len(results) / elapsed:.1f}/s over {elapsed:.1f} s"
             + f", ack p50 {percentile(0.50):.1f} ms, p99 {percentile(0.99):.1f} ms"
         )
         sys.stdout.flush()
+        if failed:
+            raise CommandError(f"{failed} of {len(results)} orders failed ({breakdown}).")
