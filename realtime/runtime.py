@@ -14,7 +14,9 @@ from collections import defaultdict
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
+import redis  # channels-redis's own client library
 from channels.db import database_sync_to_async
+from django.conf import settings
 from django.db import connection
 
 logger = logging.getLogger("creatorflow.realtime")
@@ -39,6 +41,37 @@ def server_loop() -> asyncio.AbstractEventLoop | None:
 # --- coalesced publishing ----------------------------------------------------------------------
 
 Publish = Callable[[int, set[str]], None]
+Claim = Callable[[int, float], float]
+
+
+def claim_always(creator_id: int, interval: float) -> float:
+    """One server process (the embedded default): it may always publish."""
+    return 0.0
+
+
+class PublishSlots:
+    """At most one publish per creator per interval across every server process, kept in Redis.
+
+    A process that wants to publish a creator's changes takes the creator's slot (``SET NX PX``
+    for the interval); when another process holds it, it waits until the slot ends and tries
+    again, so its own committed changes are still published after they were made. Without Redis
+    (an outage), every process publishes: pushes stay current, only the cost grows.
+    """
+
+    def __init__(self, url: str, prefix: str) -> None:
+        self.client = redis.Redis.from_url(url, socket_timeout=0.5, socket_connect_timeout=0.5)
+        self.prefix = prefix
+
+    def claim(self, creator_id: int, interval: float) -> float:
+        """Return 0 when this process may publish now, else the seconds until the slot is free."""
+        key = f"{self.prefix}:publish:{creator_id}"
+        try:
+            if self.client.set(key, b"1", nx=True, px=max(1, int(interval * 1000))):
+                return 0.0
+            remaining = self.client.pttl(key)
+        except redis.RedisError:
+            return 0.0
+        return max(remaining, 1) / 1000
 
 
 class Coalescer:
@@ -52,9 +85,10 @@ class Coalescer:
     threads, so one slow creator never holds up the others, and one creator never runs twice at once.
     """
 
-    def __init__(self, interval: float, publish: Publish, *, workers: int = 4) -> None:
+    def __init__(self, interval: float, publish: Publish, *, workers: int = 4, claim: Claim = claim_always) -> None:
         self.interval = interval
         self.publish = publish
+        self.claim = claim
         self.condition = threading.Condition()
         self.pending: dict[int, set[str]] = defaultdict(set)
         self.last: dict[int, float] = {}
@@ -77,7 +111,15 @@ class Coalescer:
             while True:
                 now = time.monotonic()
                 waiting = [c for c in self.pending if c not in self.running]
-                due = [c for c in waiting if now - self.last.get(c, float("-inf")) >= self.interval]
+                due = []
+                for creator_id in waiting:
+                    if now - self.last.get(creator_id, float("-inf")) < self.interval:
+                        continue
+                    wait = self.claim(creator_id, self.interval)
+                    if wait > 0:  # another process published this creator just now: after its slot
+                        self.last[creator_id] = now - self.interval + wait
+                    else:
+                        due.append(creator_id)
                 if due:
                     for creator_id in due:
                         self.last[creator_id] = now
@@ -121,10 +163,17 @@ _coalescer: Coalescer | None = None
 
 
 def coalescer(interval: float, publish: Publish) -> Coalescer:
-    """Return this process's coalescer for ``interval`` (a new one when the interval changed)."""
+    """Return this process's coalescer for ``interval`` (a new one when the interval changed).
+
+    With Redis, server processes share each creator's publish slot (``PublishSlots``).
+    """
     global _coalescer  # noqa: PLW0603 - one coalescer per process
     if _coalescer is None or _coalescer.interval != interval:
-        _coalescer = Coalescer(interval, publish)
+        claim = claim_always
+        if settings.REDIS_URL:
+            prefix = settings.CHANNEL_LAYERS["default"]["CONFIG"].get("prefix", "creatorflow")
+            claim = PublishSlots(settings.REDIS_URL, prefix).claim
+        _coalescer = Coalescer(interval, publish, claim=claim)
     return _coalescer
 
 

@@ -151,6 +151,16 @@ MATRIX = {
         lambda w: f"/alerts/{w.alert_a.pk}/resolve/",
         _each(404, anonymous=REDIRECT_TO_LOGIN, creator_a=200), method="post", htmx=True,
     ),
+    "orders page": Row("/orders/", _each(200, anonymous=REDIRECT_TO_LOGIN), a_sees_own_data=True),
+    "A's order detail": Row(
+        lambda w: f"/orders/{w.order_a.pk}/", _each(404, anonymous=REDIRECT_TO_LOGIN, creator_a=200), a_sees_own_data=True
+    ),
+    # Starting or ending a LIVE acts on the visitor's own sessions only: nobody reaches A's.
+    "start a LIVE": Row("/live/start/", _each(("redirect", "/"), anonymous=REDIRECT_TO_LOGIN), method="post"),
+    "end a LIVE (none running)": Row("/live/end/", _each(409, anonymous=REDIRECT_TO_LOGIN), method="post"),
+    "api live": Row("/api/live/", _each(200, anonymous=401)),
+    "api live start": Row("/api/live/start/", _each(201, anonymous=401), method="post"),
+    "api live end (none running)": Row("/api/live/end/", _each(409, anonymous=401), method="post"),
     "webhook by GET": Row(WEBHOOK_URL, _each(405)),
     "webhook unsigned": Row(WEBHOOK_URL, _each(401), method="post"),
     "login page": Row(LOGIN, _each(200)),

@@ -1,0 +1,95 @@
+"""Coalesced publishing: leading edge, at most one publish per creator per interval, latest state
+last, one slow creator never holding up another, and one slot per creator across processes."""
+
+import os
+import threading
+import time
+import uuid
+
+import pytest
+
+from realtime.runtime import Coalescer, PublishSlots
+
+INTERVAL = 0.1
+
+
+class Recorder:
+    """A publish function that notes when each creator was published, optionally slowly."""
+
+    def __init__(self, *, slow: dict[int, float] | None = None) -> None:
+        self.calls: list[tuple[int, float, frozenset]] = []
+        self.slow = slow or {}
+        self.lock = threading.Lock()
+
+    def __call__(self, creator_id: int, topics: set[str]) -> None:
+        started = time.monotonic()
+        time.sleep(self.slow.get(creator_id, 0))
+        with self.lock:
+            self.calls.append((creator_id, started, frozenset(topics)))
+
+    def of(self, creator_id: int) -> list[float]:
+        with self.lock:
+            return [at for creator, at, _ in self.calls if creator == creator_id]
+
+
+def wait_for(predicate, seconds: float = 5.0) -> None:
+    deadline = time.monotonic() + seconds
+    while not predicate():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.01)
+
+
+def burst(coalescers: list[Coalescer], creator_id: int, *, seconds: float) -> float:
+    """Add a change every 5 ms for ``seconds``, spread over the coalescers; return when the last was added."""
+    end = time.monotonic() + seconds
+    n = 0
+    while time.monotonic() < end:
+        coalescers[n % len(coalescers)].add(creator_id, {"orders"})
+        n += 1
+        time.sleep(0.005)
+    return time.monotonic()
+
+
+def test_the_first_change_is_published_at_once_and_a_burst_at_most_once_per_interval():
+    recorder = Recorder()
+    coalescer = Coalescer(INTERVAL, recorder)
+    added = time.monotonic()
+    coalescer.add(1, {"orders"})
+    wait_for(lambda: recorder.of(1))
+    assert recorder.of(1)[0] - added < INTERVAL / 2  # leading edge
+
+    last_added = burst([coalescer], 1, seconds=1.0)
+    wait_for(lambda: recorder.of(1)[-1] > last_added)  # the latest state is published last
+    publishes = recorder.of(1)
+    assert len(publishes) <= 1 + 1.0 / INTERVAL + 2, len(publishes)  # not 200
+    gaps = [later - earlier for earlier, later in zip(publishes, publishes[1:], strict=False)]
+    assert min(gaps) >= INTERVAL * 0.9, gaps
+
+
+def test_a_slow_creator_does_not_hold_up_another():
+    recorder = Recorder(slow={1: 1.0})
+    coalescer = Coalescer(INTERVAL, recorder, workers=4)
+    coalescer.add(1, {"orders"})
+    time.sleep(0.05)
+    added = time.monotonic()
+    coalescer.add(2, {"orders"})
+    wait_for(lambda: recorder.of(2))
+    assert recorder.of(2)[0] - added < 0.5
+    wait_for(lambda: recorder.of(1), seconds=5)
+
+
+@pytest.mark.redis
+def test_processes_sharing_redis_publish_a_creator_once_per_interval_between_them():
+    # Two coalescers with their own slots client stand for two server processes.
+    prefix = f"test-{uuid.uuid4().hex[:8]}"
+    url = os.environ["REDIS_URL"]
+    recorder = Recorder()
+    processes = [Coalescer(INTERVAL, recorder, claim=PublishSlots(url, prefix).claim) for _ in range(2)]
+
+    last_added = burst(processes, 7, seconds=1.0)
+
+    wait_for(lambda: recorder.of(7) and recorder.of(7)[-1] > last_added)  # latest state still published last
+    publishes = sorted(recorder.of(7))
+    assert len(publishes) <= 1 + 1.0 / INTERVAL + 2, len(publishes)  # one process's worth, not two
+    gaps = [later - earlier for earlier, later in zip(publishes, publishes[1:], strict=False)]
+    assert min(gaps) >= INTERVAL * 0.8, gaps
