@@ -38,10 +38,12 @@ import tempfile
 import time
 from contextlib import suppress
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
+
+from ingest import database_recreate, database_url  # noqa: E402 - the scratch-database helpers of the ingest benchmark
 
 PRODUCTS_PER_CREATOR = 5
 STOCK = 1_000_000
@@ -51,18 +53,6 @@ RECENT_ORDERS_PREFIX = '<section id="recent-orders"'
 
 
 # --- environment and data ----------------------------------------------------------------------
-
-
-def database_url(base: str, name: str) -> str:
-    return urlunsplit(urlsplit(base)._replace(path=f"/{name}"))
-
-
-def database_recreate(base: str, name: str) -> None:
-    import psycopg  # noqa: PLC0415 - only PostgreSQL runs need it
-
-    with psycopg.connect(database_url(base, "postgres"), autocommit=True) as admin:
-        admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        admin.execute(f'CREATE DATABASE "{name}"')
 
 
 def environment(args) -> dict[str, str]:

@@ -95,7 +95,7 @@ class Coalescer:
         self.running: set[int] = set()
         self.thread: threading.Thread | None = None
         self.pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="creatorflow-publish")
-        self.publishes = 0  # how many publishes ran (for tests and diagnostics)
+        self.publishes = 0  # how many publishes started (for tests and diagnostics)
         atexit.register(self.flush)  # a command's last changes reach the dashboards before it exits
 
     def add(self, creator_id: int, topics: set[str]) -> None:
@@ -147,9 +147,10 @@ class Coalescer:
             self._publish_one(creator_id, topics)
 
     def _publish_one(self, creator_id: int, topics: set[str]) -> None:
+        with self.condition:
+            self.publishes += 1
         try:
             self.publish(creator_id, topics)
-            self.publishes += 1
         except Exception as error:  # noqa: BLE001 - the changes are committed; the next publish corrects
             logger.error("coalesced publish for creator %s failed (%s)", creator_id, type(error).__name__)
         finally:
