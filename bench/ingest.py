@@ -159,7 +159,8 @@ with connection.cursor() as cursor:
         SELECT %%s, count(*), coalesce(sum(total_amount) FILTER (WHERE status = 'COMPLETED'), 0), 0, 0
         FROM orders_order WHERE creator_id = %%s
     ''', [creator.pk] * 2)
-    cursor.execute("ANALYZE")
+# Vacuumed and analyzed now, so autovacuum does not pick the bulk load up during the measurements.
+connection.cursor().execute("VACUUM ANALYZE")
 metrics_recompute(creator_id=creator.pk)
 drifts = metrics_resync(creator_id=creator.pk) if check else []
 print(json.dumps({"creator": creator.pk, "hot": hot, "drifts": [f"{d.metric}: {d.stored} != {d.actual}" for d in drifts]}))
@@ -184,12 +185,14 @@ def database_prepare(env: dict, history: int, check: bool) -> dict:
 class Server:
     """``make serve`` in its own process group; its log goes to ``log``."""
 
-    def __init__(self, env: dict, *, port: int, workers: int, log: Path) -> None:
+    def __init__(self, env: dict, *, port: int, workers: int, log: Path, daphne: bool = False) -> None:
         self.port, self.log = port, log
+        command = ["make", "--no-print-directory", "serve", f"PORT={port}", f"WORKERS={workers}", f"PYTHON={PYTHON}"]
+        if daphne:  # the development server's ASGI server, one process (it cannot share a port)
+            command = [str(Path(PYTHON).parent / "daphne"), "-b", "127.0.0.1", "-p", str(port), "creatorflow.asgi:application"]
         with open(log, "w") as output:
             self.process = subprocess.Popen(
-                ["make", "--no-print-directory", "serve", f"PORT={port}", f"WORKERS={workers}", f"PYTHON={PYTHON}"],
-                cwd=ROOT, env=env, stdout=output, stderr=subprocess.STDOUT, start_new_session=True,
+                command, cwd=ROOT, env=env, stdout=output, stderr=subprocess.STDOUT, start_new_session=True,
             )
         deadline = time.monotonic() + 90
         while not self._answers():
@@ -297,7 +300,7 @@ def run_history(args, history: int, out: Path, *, floor: bool) -> dict:
     seeded = database_prepare(env, history, check=history <= args.check_up_to)
     print(f"   seeded in {seeded['seconds']:.1f} s; rollup drift: {seeded['drifts'] or 'none'}", flush=True)
     count = int(args.seconds * args.max_rate)
-    server = Server(env, port=args.port, workers=args.workers, log=out / f"serve-{history}.log")
+    server = Server(env, port=args.port, workers=args.workers, log=out / f"serve-{history}.log", daphne=args.daphne)
     phases: dict[str, dict] = {}
     try:
         plan = [("warmup", "/webhooks/tiktok/", args.warmup, args.rate), ("closed", "/webhooks/tiktok/", args.seconds, 0),
@@ -355,6 +358,7 @@ def main(argv=None) -> dict:
     parser.add_argument("--port", type=int, default=8111)
     parser.add_argument("--pool-max", type=int, default=8, help="DATABASE_POOL_MAX per worker (8)")
     parser.add_argument("--check-up-to", type=int, default=10_000, help="check seeded rollups up to this history")
+    parser.add_argument("--daphne", action="store_true", help="serve with one daphne process instead (to compare)")
     parser.add_argument("--json", type=Path, help="write the figures here")
     args = parser.parse_args(argv)
     if not os.environ.get("DATABASE_URL", "").startswith(("postgres://", "postgresql://")) or not os.environ.get("REDIS_URL"):
@@ -367,7 +371,8 @@ def main(argv=None) -> dict:
     out.mkdir(exist_ok=True)
     sizes = [int(size) for size in args.history.split(",")]
     runs = [run_history(args, size, out, floor=index == 0) for index, size in enumerate(sizes)]
-    result = {"scenario": "ingest", "server": f"make serve (uvicorn, {args.workers} workers)",
+    server = "daphne, 1 process" if args.daphne else f"make serve (uvicorn, {args.workers} workers)"
+    result = {"scenario": "ingest", "server": server,
               "connections": args.connections, "wrk_threads": args.threads, "cpus": os.cpu_count(), "runs": runs}
     first, last = runs[0], runs[-1]
     if "floor" in first["phases"]:
