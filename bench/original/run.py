@@ -55,7 +55,8 @@ def server_check(url: str) -> str:
         with psycopg.connect(url_with_database(url, "postgres"), connect_timeout=5) as connection:
             return connection.execute("SHOW server_version").fetchone()[0]
     except psycopg.OperationalError as error:
-        sys.exit(f"PostgreSQL is not reachable at {urlsplit(url).netloc or url}: {str(error).strip()}")
+        parts = urlsplit(url)  # host and port only: the URL may carry a password
+        sys.exit(f"PostgreSQL is not reachable at {parts.hostname}:{parts.port or 5432}: {str(error).strip()}")
 
 
 def database_prepare(url: str, history: int) -> float:
