@@ -305,6 +305,8 @@ def run_history(args, history: int, out: Path, *, floor: bool) -> dict:
     try:
         plan = [("warmup", "/webhooks/tiktok/", args.warmup, args.rate), ("closed", "/webhooks/tiktok/", args.seconds, 0),
                 ("paced", "/webhooks/tiktok/", args.seconds, args.rate)]
+        if floor:  # the latency curve: paced at each of --sweep's rates (first history size only)
+            plan += [(f"paced-{rate:g}", "/webhooks/tiktok/", args.seconds, rate) for rate in args.sweep]
         if floor:
             plan.append(("floor", "/bench/floor/", args.seconds, 0))
         for phase, route, seconds, rate in plan:
@@ -322,8 +324,9 @@ def run_history(args, history: int, out: Path, *, floor: bool) -> dict:
         waiting = inbox_settled(env)
     finally:
         server.stop()
-    acknowledged = sum(phases[p]["processed"] + phases[p]["queued"] for p in ("warmup", "closed", "paced"))
-    duplicates = sum(phases[p]["duplicate"] for p in ("warmup", "closed", "paced"))
+    ingest_phases = [phase for phase in phases if phase != "floor"]
+    acknowledged = sum(phases[p]["processed"] + phases[p]["queued"] for p in ingest_phases)
+    duplicates = sum(phases[p]["duplicate"] for p in ingest_phases)
     (orders, processed, failed, received) = sql(env, """
         SELECT (SELECT count(*) FROM orders_order WHERE external_id NOT LIKE 'HIST-%%'),
                (SELECT count(*) FROM orders_webhookevent WHERE status = 'processed'),
@@ -332,7 +335,7 @@ def run_history(args, history: int, out: Path, *, floor: bool) -> dict:
     """)[0]
     # wrk stops counting at the end of each phase; requests still in flight then are applied but
     # not counted, so up to one per connection and phase may be orders without a counted answer.
-    in_flight = args.connections * 3
+    in_flight = args.connections * len(ingest_phases)
     exactly_once = (orders == processed and acknowledged <= orders <= acknowledged + in_flight
                     and not failed and not received and not waiting)
     print(f"   exactly once: {acknowledged} acknowledged new orders ({duplicates} duplicate answers; up to {in_flight} "
@@ -358,6 +361,8 @@ def main(argv=None) -> dict:
     parser.add_argument("--port", type=int, default=8111)
     parser.add_argument("--pool-max", type=int, default=8, help="DATABASE_POOL_MAX per worker (8)")
     parser.add_argument("--check-up-to", type=int, default=10_000, help="check seeded rollups up to this history")
+    parser.add_argument("--sweep", default="", type=lambda text: [float(rate) for rate in text.split(",") if rate],
+                        help="also pace at each of these comma-separated rates (first history size): latency against rate")
     parser.add_argument("--daphne", action="store_true", help="serve with one daphne process instead (to compare)")
     parser.add_argument("--json", type=Path, help="write the figures here")
     args = parser.parse_args(argv)

@@ -27,7 +27,7 @@ ROOT = Path(__file__).resolve().parent.parent
 LOCK = Path("/tmp/creatorflow-bench.lock")
 
 FULL = {
-    "ingest": ["bench/ingest.py", "--history", "1000,1000000", "--seconds", "20"],
+    "ingest": ["bench/ingest.py", "--history", "1000,1000000", "--seconds", "20", "--sweep", "50,100,150,200"],
     "original": ["bench/original/run.py", "--history", "1000,1000000", "--seconds", "20", "--clients", "1"],
     "push": ["bench/push_latency.py", "--creators", "100", "--clients-per-creator", "10", "--rate", "300",
              "--duration", "30", "--servers", "2"],
