@@ -8,6 +8,7 @@ then paces it out to its browser (``realtime.frames``).
 import asyncio
 import logging
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
@@ -60,17 +61,23 @@ def _group_send(group: str, message: dict) -> None:
     if layer is None:
         return
     loop = runtime.server_loop()
-    if loop is not None and not _runs_in(loop):
+    here = _running_loop()
+    if loop is not None and here is not loop:
         asyncio.run_coroutine_threadsafe(layer.group_send(group, message), loop).result(timeout=SEND_TIMEOUT_SECONDS)
+    elif here is not None and loop is None:
+        # A synchronous caller inside some other running loop (a notebook, a browser-driven test):
+        # async_to_sync may not block that loop's thread, so the send runs on a thread of its own.
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="creatorflow-send") as sender:
+            sender.submit(async_to_sync(layer.group_send), group, message).result(timeout=SEND_TIMEOUT_SECONDS)
     else:
         async_to_sync(layer.group_send)(group, message)
 
 
-def _runs_in(loop: asyncio.AbstractEventLoop) -> bool:
+def _running_loop() -> asyncio.AbstractEventLoop | None:
     try:
-        return asyncio.get_running_loop() is loop
+        return asyncio.get_running_loop()
     except RuntimeError:
-        return False
+        return None
 
 
 def _first_line(error: Exception) -> str:

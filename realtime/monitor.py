@@ -16,7 +16,7 @@ import time
 from collections import Counter
 from dataclasses import dataclass, field
 
-from asgiref.sync import sync_to_async
+from channels.db import database_sync_to_async
 
 from creatorflow.health import health_record
 from orders.syncs import sync_operations_fail_stale
@@ -115,13 +115,15 @@ class RealtimeMonitor:
 
     async def _report_forever(self, interval: float) -> None:
         while True:
+            # database_sync_to_async: the connection goes back to the pool after each beat, and a
+            # connection broken by a database restart is replaced instead of failing every beat.
             try:
-                await sync_to_async(sync_operations_fail_stale)()
+                await database_sync_to_async(sync_operations_fail_stale)()
             except Exception:  # noqa: BLE001 - tried again on the next beat
                 logger.exception("marking stale resyncs failed did not work")
             await asyncio.sleep(interval)
             try:
-                await sync_to_async(self.report)()
+                await database_sync_to_async(self.report)()
             except Exception:  # noqa: BLE001 - a report lost to a database outage is not worth a crash
                 logger.exception("realtime monitor report failed")
 

@@ -4,7 +4,6 @@ from decimal import Decimal
 
 import pytest
 from asgiref.sync import sync_to_async
-from channels.testing import WebsocketCommunicator
 from django.conf import settings
 from django.test import Client
 from django.utils import timezone
@@ -12,6 +11,7 @@ from django.utils import timezone
 from creatorflow.asgi import application
 from orders.events import OrderEvent, OrderLine
 from orders.services import order_apply_event
+from tests.sockets import ServerLikeCommunicator
 
 WEBSOCKET_PATH = "/ws/dashboard/"
 
@@ -58,6 +58,6 @@ async def websocket_open(user=None, *, path: str = WEBSOCKET_PATH, origin: str =
     if user is not None:
         cookie = await sync_to_async(session_cookie_for)(user)
         headers.append((b"cookie", cookie.encode()))
-    communicator = WebsocketCommunicator(application, path, headers=headers)
+    communicator = ServerLikeCommunicator(application, path, headers=headers)
     connected, _ = await communicator.connect()
     return communicator, connected

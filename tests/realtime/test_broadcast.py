@@ -1,5 +1,6 @@
 """Broadcasts after commit: rendered once per creator, sent to the creator's group, never raising."""
 
+import asyncio
 import logging
 
 import pytest
@@ -32,6 +33,26 @@ def test_push_sends_the_rendered_fragments_of_the_topics_to_the_group(creator, m
     assert set(message["fragments"]) == {"metric-cards", "inventory-table", "alert-list"}
     assert "Grouped serum" in message["fragments"]["inventory-table"]
     assert isinstance(message["stamp"], float)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_push_from_synchronous_code_inside_a_running_loop_arrives(creator, make_product, monkeypatch, caplog):
+    """A notebook, or a test driving a browser, calls the services synchronously while a loop runs."""
+    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+    make_product(creator, stock=3, name="Notebook serum")
+    layer = get_channel_layer()
+    channel = async_to_sync(layer.new_channel)()
+    async_to_sync(layer.group_add)(creator_group(creator.pk), channel)
+
+    async def synchronous_caller():
+        dashboard_push(creator_id=creator.pk, topics={"inventory"})
+
+    with caplog.at_level(logging.ERROR, logger="creatorflow.realtime"):
+        asyncio.run(synchronous_caller())
+
+    assert [record.getMessage() for record in caplog.records] == []
+    message = async_to_sync(layer.receive)(channel)
+    assert "Notebook serum" in message["fragments"]["inventory-table"]
 
 
 def test_push_with_the_channel_layer_down_logs_and_does_not_raise(creator, settings, caplog):

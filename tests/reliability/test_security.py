@@ -16,7 +16,6 @@ from decimal import Decimal
 
 import pytest
 from asgiref.sync import sync_to_async
-from channels.testing import WebsocketCommunicator
 from django.conf import settings
 from django.contrib import admin
 from django.test import Client
@@ -30,6 +29,7 @@ from orders.models import Order, ShopConnection, SyncOperation, WebhookEvent
 from orders.events import OrderEvent, OrderLine
 from orders.services import order_apply_event
 from orders.inbox import webhook_receive
+from tests.sockets import ServerLikeCommunicator
 
 from .conftest import WEBHOOK_URL, encode, order_document, signed
 
@@ -305,7 +305,7 @@ async def _socket(user, *, origin: str | None = "http://testserver"):
         await sync_to_async(client.force_login)(user)
         cookie = f"{settings.SESSION_COOKIE_NAME}={client.cookies[settings.SESSION_COOKIE_NAME].value}"
         headers.append((b"cookie", cookie.encode()))
-    communicator = WebsocketCommunicator(application, "/ws/dashboard/", headers=headers)
+    communicator = ServerLikeCommunicator(application, "/ws/dashboard/", headers=headers)
     connected, _ = await communicator.connect()
     return communicator, connected
 
