@@ -12,7 +12,7 @@ from django.utils import timezone
 
 from creatorflow.models import SystemHealth
 from inventory.levels import stock_is_low
-from inventory.models import InventoryAlert, Product, Stock
+from inventory.models import InventoryAlert, Product
 from orders.models import Order, OrderItem, OrderStatsBucket, OrderStatus, OrderTotals, SyncOperation
 from orders.rollups import bucket_start, processing_seconds
 
@@ -53,18 +53,21 @@ def _average_minutes(seconds: int, count: int) -> float | None:
 
 def _order_metrics_from_rollups(creator_id: int, now: datetime) -> dict:
     start, end = today_bounds(tz=creator_tz(creator_id), now=now)
+    window = processing_window_start(now)
     totals = OrderTotals.objects.filter(creator_id=creator_id).first() or OrderTotals(creator_id=creator_id)
-    buckets = OrderStatsBucket.objects.filter(creator_id=creator_id)
-    today = buckets.filter(start__gte=start, start__lt=end).aggregate(n=Sum("placed_count"), gmv=Sum("paid_amount"))
-    shipped = buckets.filter(start__gte=processing_window_start(now)).aggregate(
-        count=Sum("shipped_count"), seconds=Sum("processing_seconds")
+    today, shipped = Q(start__gte=start, start__lt=end), Q(start__gte=window)
+    figures = OrderStatsBucket.objects.filter(creator_id=creator_id, start__gte=min(start, window)).aggregate(
+        today_count=Sum("placed_count", filter=today),
+        gmv=Sum("paid_amount", filter=today),
+        shipped_count=Sum("shipped_count", filter=shipped),
+        seconds=Sum("processing_seconds", filter=shipped),
     )
     return {
         "total_count": totals.orders_count,
-        "today_count": today["n"] or 0,
+        "today_count": figures["today_count"] or 0,
         "total_revenue": _money(totals.completed_revenue),
-        "avg_processing_time": _average_minutes(shipped["seconds"] or 0, shipped["count"] or 0),
-        "gmv_today": _money(today["gmv"]),
+        "avg_processing_time": _average_minutes(figures["seconds"] or 0, figures["shipped_count"] or 0),
+        "gmv_today": _money(figures["gmv"]),
         "short_count": totals.short_count,
         "short_units": totals.short_units,
     }
@@ -123,15 +126,16 @@ def orders_per_hour(*, creator_id: int, now: datetime | None = None, hours: int 
 
 
 def _inventory_metrics(creator_id: int) -> dict:
-    products = Product.objects.filter(creator_id=creator_id).annotate(total_available=Sum("stocks__available"))
+    products = Product.objects.filter(creator_id=creator_id).annotate(
+        total_available=Sum("stocks__available"), value=Sum(F("stocks__on_hand") * F("unit_cost"))
+    )
     total_products = low = 0
-    for available, reorder_point in products.values_list("total_available", "reorder_point"):
+    total_value = Decimal(0)
+    for available, reorder_point, value in products.values_list("total_available", "reorder_point", "value"):
         total_products += 1
+        total_value += value or 0
         if stock_is_low(available=available or 0, reorder_point=reorder_point):
             low += 1
-    value = Stock.objects.filter(product__creator_id=creator_id).aggregate(
-        value=Sum(F("on_hand") * F("product__unit_cost"))
-    )["value"]
     critical = InventoryAlert.objects.filter(
         creator_id=creator_id,
         status=InventoryAlert.Status.ACTIVE,
@@ -140,7 +144,7 @@ def _inventory_metrics(creator_id: int) -> dict:
     return {
         "total_products": total_products,
         "low_stock_count": low,
-        "total_value": _money(value),
+        "total_value": _money(total_value),
         "critical_alerts": critical,
     }
 
@@ -165,28 +169,23 @@ def _system_metrics(creator_id: int, now: datetime) -> dict:
         key=lambda status: SystemHealth.STATUS_RANK.get(status, 0),
         default=SystemHealth.Status.NOMINAL,
     )
-    operations = SyncOperation.objects.filter(creator_id=creator_id)
-    if operations.filter(type=SyncOperation.Type.RESYNC, status__in=SyncOperation.ACTIVE_STATUSES).exists():
+    resync, stream = Q(type=SyncOperation.Type.RESYNC), Q(type=SyncOperation.Type.WEBHOOK_STREAM)
+    finished = resync & Q(completed_at__isnull=False)
+    operations = SyncOperation.objects.filter(creator_id=creator_id).aggregate(
+        syncing=Count("pk", filter=resync & Q(status__in=SyncOperation.ACTIVE_STATUSES)),
+        stream_failed=Count("pk", filter=stream & Q(status=SyncOperation.Status.FAILED)),
+        last_finished=Max("completed_at", filter=finished),
+        last_failed=Max("completed_at", filter=finished & Q(status=SyncOperation.Status.FAILED)),
+        last_completed=Max("completed_at", filter=resync & Q(status=SyncOperation.Status.COMPLETED)),
+        last_event=Max("last_event_at", filter=stream),
+    )
+    if operations["syncing"]:
         sync_status = "syncing"
     else:
-        last_resync = (
-            operations.filter(type=SyncOperation.Type.RESYNC, completed_at__isnull=False).order_by("-completed_at").first()
-        )
-        stream_failed = operations.filter(
-            type=SyncOperation.Type.WEBHOOK_STREAM, status=SyncOperation.Status.FAILED
-        ).exists()
-        resync_failed = last_resync is not None and last_resync.status == SyncOperation.Status.FAILED
-        sync_status = "error" if stream_failed or resync_failed else "synced"
-    moments = [
-        moment
-        for moment in (
-            operations.filter(type=SyncOperation.Type.WEBHOOK_STREAM).aggregate(m=Max("last_event_at"))["m"],
-            operations.filter(type=SyncOperation.Type.RESYNC, status=SyncOperation.Status.COMPLETED).aggregate(
-                m=Max("completed_at")
-            )["m"],
-        )
-        if moment is not None
-    ]
+        # The latest finished resync decides, with a failed stream: a later success clears a failure.
+        resync_failed = operations["last_failed"] is not None and operations["last_failed"] == operations["last_finished"]
+        sync_status = "error" if operations["stream_failed"] or resync_failed else "synced"
+    moments = [moment for moment in (operations["last_event"], operations["last_completed"]) if moment is not None]
     return {
         "health_status": str(worst),
         "sync_status": sync_status,

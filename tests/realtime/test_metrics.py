@@ -15,7 +15,7 @@ from inventory.models import InventoryAlert, Product
 from inventory.services.alerts import alert_acknowledge
 from inventory.services.catalogue import product_upsert
 from inventory.services.stock import stock_adjust, stock_restock, stock_set_on_hand
-from orders.models import Order, ShopConnection
+from orders.models import Order, ShopConnection, SyncOperation
 from orders.events import OrderEvent, OrderLine
 from orders.services import order_apply_event, reservations_expire
 from creatorflow import health
@@ -128,6 +128,45 @@ def test_health_status_is_the_worst_latest_status_per_component(creator):
     health.health_record(component="database", status="warning")
     values = selectors.metrics_compute(creator_id=creator.pk, metric_types={"system"})
     assert values[("system", "health_status")] == "warning"
+
+
+def test_sync_status_follows_the_latest_resync_and_the_webhook_stream(creator):
+    def system() -> dict:
+        values = selectors.metrics_compute(creator_id=creator.pk, metric_types={"system"})
+        return {key: values[("system", key)] for key in ("sync_status", "last_sync")}
+
+    now = timezone.now()
+    resync = SyncOperation.Type.RESYNC
+    assert system() == {"sync_status": "synced", "last_sync": None}
+    failed = SyncOperation.objects.create(creator=creator, type=resync, status="failed", completed_at=now - timedelta(hours=2))
+    assert system() == {"sync_status": "error", "last_sync": None}
+    done = SyncOperation.objects.create(creator=creator, type=resync, status="completed", completed_at=now - timedelta(hours=1))
+    assert system() == {"sync_status": "synced", "last_sync": done.completed_at.isoformat()}
+    running = SyncOperation.objects.create(creator=creator, type=resync, status="running")
+    assert system()["sync_status"] == "syncing"
+    running.status, running.completed_at = "failed", now - timedelta(minutes=5)
+    running.save()
+    assert system() == {"sync_status": "error", "last_sync": done.completed_at.isoformat()}  # the latest resync failed
+    failed.delete()
+    stream = SyncOperation.objects.create(
+        creator=creator, type=SyncOperation.Type.WEBHOOK_STREAM, status="completed", last_event_at=now - timedelta(minutes=1)
+    )
+    assert system() == {"sync_status": "error", "last_sync": stream.last_event_at.isoformat()}
+    running.delete()
+    assert system()["sync_status"] == "synced"
+    SyncOperation.objects.filter(pk=stream.pk).update(status="failed")
+    assert system()["sync_status"] == "error"
+
+
+def test_metrics_recompute_reads_a_fixed_number_of_statements(creator, make_product):
+    for n in range(5):
+        make_product(creator, stock=n + 1, unit_cost="2.00")
+    services.metrics_recompute(creator_id=creator.pk)
+    with CaptureQueriesContext(connection) as queries:
+        values = services.metrics_recompute(creator_id=creator.pk)
+    # timezone, totals, buckets; products, alerts; health, sync operations; one upsert of every value.
+    assert len(queries) == 8
+    assert values[("inventory", "total_value")] == "30.00"  # (1+2+3+4+5) on hand × 2.00
 
 
 def test_order_cost_does_not_grow_with_history(shop, creator, make_product):
