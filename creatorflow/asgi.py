@@ -19,13 +19,25 @@ from django.conf import settings  # noqa: E402
 
 from orders.runtime import expiry_timer_start  # noqa: E402
 from realtime.routing import websocket_urlpatterns  # noqa: E402
+from realtime.runtime import server_loop_register  # noqa: E402
 
-application = ProtocolTypeRouter(
+router = ProtocolTypeRouter(
     {
         "http": django_asgi_app,
         "websocket": AllowedHostsOriginValidator(AuthMiddlewareStack(URLRouter(websocket_urlpatterns))),
     }
 )
+
+
+async def application(scope, receive, send):
+    """Serve through the router, remembering the server's loop from the first request on.
+
+    Dashboard pushes from this process's threads are sent on that loop, over its channel-layer
+    connections; a process serving only webhooks would otherwise start an event loop and a
+    Redis connection for every push.
+    """
+    server_loop_register()
+    return await router(scope, receive, send)
 
 if settings.CREATORFLOW["EXPIRE_IN_PROCESS"]:
     expiry_timer_start()

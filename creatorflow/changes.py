@@ -14,8 +14,8 @@ from dataclasses import dataclass, field
 from django.db import connection, transaction
 
 # Topics a change can touch; the realtime app maps each to the fragments and metrics it affects.
-ORDERS, INVENTORY, ALERTS, SYNC, SYSTEM = "orders", "inventory", "alerts", "sync", "system"
-TOPICS = (ORDERS, INVENTORY, ALERTS, SYNC, SYSTEM)
+ORDERS, INVENTORY, ALERTS, SYNC, SYSTEM, LIVE = "orders", "inventory", "alerts", "sync", "system", "live"
+TOPICS = (ORDERS, INVENTORY, ALERTS, SYNC, SYSTEM, LIVE)
 
 
 @dataclass

@@ -31,7 +31,7 @@ def dashboard_push(*, creator_id: int, topics: set[str]) -> None:
     Never raises: the change is committed already, and a dashboard that misses a push is
     corrected by its next one or by the snapshot it gets when it reconnects.
     """
-    names = fragments.fragments_for_topics(topics)
+    names = fragments.fragments_to_push(creator_id=creator_id, topics=topics)
     if not names:
         return
     try:

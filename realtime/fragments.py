@@ -38,11 +38,11 @@ SYNC_OPERATIONS = "sync-operations"
 
 # Fragment → the change topics (creatorflow.changes.TOPICS) that can alter what it shows.
 FRAGMENT_TOPICS: dict[str, frozenset[str]] = {
-    LIVE_HEADER: frozenset({"orders"}),  # a LIVE's start and end are marked as orders changes too
+    LIVE_HEADER: frozenset({"live", "orders"}),  # orders move it only while a LIVE runs (fragments_to_push)
     METRIC_CARDS: frozenset({"orders", "inventory", "alerts", "sync", "system"}),
     ALERT_BANNER: frozenset({"alerts"}),
     ALERT_LIST: frozenset({"alerts", "inventory"}),  # each alert shows its product's live available
-    INVENTORY_TABLE: frozenset({"inventory"}),
+    INVENTORY_TABLE: frozenset({"inventory", "live"}),  # "sold this LIVE" comes and goes with a LIVE
     RECENT_ORDERS: frozenset({"orders"}),
     ORDERS_CHART: frozenset({"orders"}),
     SYNC_OPERATIONS: frozenset({"sync"}),
@@ -117,6 +117,20 @@ def fragments_for_topics(topics: Iterable[str]) -> list[str]:
     """Name the fragments that changes under ``topics`` can alter, in page order."""
     topics = set(topics)
     return [name for name, fragment_topics in FRAGMENT_TOPICS.items() if fragment_topics & topics]
+
+
+def fragments_to_push(*, creator_id: int, topics: Iterable[str]) -> list[str]:
+    """Name the fragments a committed change re-renders for the creator's open dashboards.
+
+    Those under its topics, less the LIVE header when no LIVE runs: between LIVEs it shows the
+    ended sessions' figures, kept at their end, which no order changes (a start or an end is
+    the live topic). Most sellers are not in a LIVE; their order publishes skip its render.
+    """
+    topics = set(topics)
+    names = fragments_for_topics(topics)
+    if LIVE_HEADER in names and "live" not in topics and live_selectors.live_running(creator_id=creator_id) is None:
+        names.remove(LIVE_HEADER)
+    return names
 
 
 # --- contexts ----------------------------------------------------------------------------------

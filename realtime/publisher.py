@@ -16,8 +16,9 @@ METRIC_TYPES_BY_TOPIC = {ORDERS: "orders", INVENTORY: "inventory", ALERTS: "inve
 
 def changes_publish(creator_id: int, topics: set[str]) -> None:
     """Recompute the metrics under ``topics`` and push the changed fragments to the creator."""
-    metric_types = {METRIC_TYPES_BY_TOPIC[topic] for topic in topics}
-    services.metrics_recompute(creator_id=creator_id, metric_types=metric_types)
+    metric_types = {METRIC_TYPES_BY_TOPIC[topic] for topic in topics if topic in METRIC_TYPES_BY_TOPIC}
+    if metric_types:  # a LIVE's start or end changes no metric
+        services.metrics_recompute(creator_id=creator_id, metric_types=metric_types)
     broadcast.dashboard_push(creator_id=creator_id, topics=topics)
 
 

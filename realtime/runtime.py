@@ -27,13 +27,13 @@ _server_loop: asyncio.AbstractEventLoop | None = None
 
 
 def server_loop_register() -> None:
-    """Remember the running event loop of this server process; called by the dashboard consumer."""
+    """Remember the running event loop of this server process (the ASGI application calls this)."""
     global _server_loop  # noqa: PLW0603 - one loop per process, set from inside it
     _server_loop = asyncio.get_running_loop()
 
 
 def server_loop() -> asyncio.AbstractEventLoop | None:
-    """Return this process's server loop when it is running, None in a command or before any socket."""
+    """Return this process's server loop when it is running, None in a command or before the first request."""
     loop = _server_loop
     return loop if loop is not None and loop.is_running() else None
 

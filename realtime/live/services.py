@@ -5,7 +5,7 @@ from datetime import datetime
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from creatorflow.changes import INVENTORY, ORDERS, changes_mark
+from creatorflow.changes import INVENTORY, LIVE, changes_mark
 
 from ..models import LiveSession
 from .selectors import live_figures
@@ -24,8 +24,8 @@ class LiveNotRunning(LiveError):
 
 
 def _announce(creator_id: int) -> None:
-    # The LIVE header rides on the orders topic, the "sold this LIVE" column on inventory.
-    changes_mark(creator_id, ORDERS, INVENTORY)
+    # The LIVE header and the inventory table's "sold this LIVE" column.
+    changes_mark(creator_id, LIVE, INVENTORY)
 
 
 @transaction.atomic

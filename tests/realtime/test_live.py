@@ -5,6 +5,8 @@ from datetime import timedelta
 from decimal import Decimal
 
 import pytest
+from asgiref.sync import async_to_sync
+from channels.layers import get_channel_layer
 from django.core.management import call_command
 from django.test import Client
 from django.urls import reverse
@@ -14,6 +16,7 @@ from orders.events import OrderEvent, OrderLine
 from orders.services import order_apply_event
 
 from realtime import fragments
+from realtime.broadcast import creator_group
 from realtime.live import selectors as live_selectors
 from realtime.live.services import LiveAlreadyRunning, LiveNotRunning, live_end, live_start
 from realtime.models import LiveSession
@@ -129,6 +132,39 @@ def test_api_live_refuses_anonymous_and_wrong_methods(logged_in_client):
 
 def test_live_header_is_pushed_with_orders_changes():
     assert fragments.LIVE_HEADER in fragments.fragments_for_topics({"orders"})
+
+
+def test_an_order_re_renders_the_live_header_only_while_a_live_runs(creator):
+    def header_pushed(*topics: str) -> bool:
+        return fragments.LIVE_HEADER in fragments.fragments_to_push(creator_id=creator.pk, topics=set(topics))
+
+    assert not header_pushed("orders", "inventory")  # between LIVEs the header shows figures kept at their end
+    live_start(creator_id=creator.pk)
+    assert header_pushed("orders", "inventory")
+    live_end(creator_id=creator.pk)
+    assert not header_pushed("orders")
+    assert header_pushed("live")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_starting_and_ending_a_live_pushes_the_header_and_the_inventory_table(creator, make_product):
+    layer = get_channel_layer()
+    channel = async_to_sync(layer.new_channel)()
+    make_product(creator, stock=5)
+    async_to_sync(layer.group_add)(creator_group(creator.pk), channel)
+
+    live_start(creator_id=creator.pk, title="Pushed LIVE")
+    live_end(creator_id=creator.pk)
+
+    async def two_pushes() -> list[dict]:  # received on one event loop (channels-redis buffers per loop)
+        return [await layer.receive(channel), await layer.receive(channel)]
+
+    started, ended = (message["fragments"] for message in sorted(async_to_sync(two_pushes)(), key=lambda m: m["stamp"]))
+
+    assert {"live-header", "inventory-table"} <= set(started) and {"live-header", "inventory-table"} <= set(ended)
+    assert "recent-orders" not in started  # a start changes no order
+    assert 'data-live="running"' in started["live-header"] and "Sold this LIVE" in started["inventory-table"]
+    assert 'data-live="idle"' in ended["live-header"] and "Sold this LIVE" not in ended["inventory-table"]
 
 
 @pytest.mark.django_db(transaction=True)

@@ -1,0 +1,150 @@
+"""What one publish costs, piece by piece: the metrics and each fragment of a creator in a LIVE sale.
+
+    DATABASE_URL=postgres://postgres@127.0.0.1:5432/postgres REDIS_URL=redis://127.0.0.1:6379/2 \\
+        .venv/bin/python bench/publish_cost.py --orders 1000 --products 25 --repeat 50
+
+Recreates a scratch database (``--database``), seeds one creator through the services: ``--products``
+products with stock, a running LIVE session (none with ``--no-live``) and ``--orders`` paid orders of 1–3 lines over the
+last two hours. Then, in this one process (no server, nothing else running), it times
+``--repeat`` times each: the metrics recompute of an order publish, every fragment an order
+publish renders, and the whole publish (metrics, render, group send on the channel layer). It
+reports milliseconds of wall time and of CPU, and SQL statements, per call.
+"""
+
+import argparse
+import json
+import os
+import random
+import statistics
+import sys
+import time
+from decimal import Decimal
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from ingest import database_recreate, database_url  # noqa: E402 - the scratch-database helpers
+
+ORDER_TOPICS = {"orders", "inventory"}  # what a new paid order marks (creatorflow.changes)
+
+
+def seed(args) -> int:
+    from django.core.management import call_command  # noqa: PLC0415 - Django is set up in main()
+    from django.contrib.auth import get_user_model  # noqa: PLC0415
+    from django.utils import timezone  # noqa: PLC0415
+
+    from inventory.services.catalogue import product_upsert  # noqa: PLC0415
+    from inventory.services.stock import stock_restock  # noqa: PLC0415
+    from orders.events import OrderEvent, OrderLine  # noqa: PLC0415
+    from orders.models import ShopConnection  # noqa: PLC0415
+    from orders.services import order_apply_event  # noqa: PLC0415
+    from realtime.live.services import live_start  # noqa: PLC0415
+
+    call_command("migrate", verbosity=0)
+    creator = get_user_model().objects.create_user(username="publisher", password=None)
+    shop = ShopConnection.objects.create(creator=creator, shop_id="publish-shop", app_key="k", app_secret="s")
+    products = []
+    for index in range(args.products):
+        product, _ = product_upsert(
+            creator_id=creator.pk, external_id=f"P-{index}", name=f"Lip oil shade {index}", sku=f"LO-{index}",
+            unit_cost=Decimal("4.50"), reorder_point=20,
+        )
+        stock_restock(product=product, quantity=100_000 if index >= 3 else 40, reference="seed")
+        products.append(product.external_id)
+    now = timezone.now()
+    if args.live:
+        live_start(creator_id=creator.pk, title="Publish cost LIVE", now=now - timedelta_seconds(7300))
+    picker = random.Random(7)
+    for number in range(args.orders):
+        placed = now - timedelta_seconds(7200 * (args.orders - number) / args.orders)
+        lines = [OrderLine(sku, picker.randint(1, 2), Decimal("12.00")) for sku in picker.sample(products[:8], picker.randint(1, 3))]
+        order_apply_event(
+            shop=shop,
+            event=OrderEvent(
+                order_id=f"O-{number}", status="AWAITING_SHIPMENT", updated_at=placed, placed_at=placed,
+                total_amount=sum(line.unit_price * line.quantity for line in lines), lines=lines,
+            ),
+        )
+    return creator.pk
+
+
+def timedelta_seconds(seconds: float):
+    from datetime import timedelta  # noqa: PLC0415
+
+    return timedelta(seconds=seconds)
+
+
+def measure(call, repeat: int) -> dict:
+    from django.db import connection  # noqa: PLC0415
+    from django.test.utils import CaptureQueriesContext  # noqa: PLC0415
+
+    call()  # warm: templates compiled, connection open
+    walls, cpus, statements = [], [], 0
+    for _ in range(repeat):
+        with CaptureQueriesContext(connection) as queries:
+            wall, cpu = time.perf_counter(), time.process_time()
+            call()
+            walls.append((time.perf_counter() - wall) * 1000)
+            cpus.append((time.process_time() - cpu) * 1000)
+        statements = len(queries)
+    return {
+        "wall_ms_median": round(statistics.median(walls), 2),
+        "cpu_ms_median": round(statistics.median(cpus), 2),
+        "statements": statements,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--orders", type=int, default=1000)
+    parser.add_argument("--products", type=int, default=25)
+    parser.add_argument("--repeat", type=int, default=50)
+    parser.add_argument("--database", default="cf_bench_publish", help="scratch database, dropped and recreated")
+    parser.add_argument("--no-live", dest="live", action="store_false", help="a seller between LIVEs (no session running)")
+    parser.add_argument("--json", type=Path, help="write the figures here")
+    args = parser.parse_args()
+    base = os.environ.get("DATABASE_URL", "")
+    if not base.startswith(("postgres://", "postgresql://")):
+        raise SystemExit("publish_cost.py measures on PostgreSQL: set DATABASE_URL=postgres://... (a scratch database is made there)")
+    database_recreate(base, args.database)
+    os.environ.update(
+        DATABASE_URL=database_url(base, args.database), DJANGO_SETTINGS_MODULE="creatorflow.settings", DEBUG="0",
+        SECRET_KEY="bench-only-" + "x" * 40, LOG_LEVEL="WARNING", CHANNEL_LAYER_PREFIX="cfbenchpublish",
+        CREATORFLOW_EXPIRE_IN_PROCESS="0", CREATORFLOW_PUBLISH_COALESCE="0",
+    )
+    import django  # noqa: PLC0415
+
+    django.setup()
+    from realtime import fragments, publisher, services  # noqa: PLC0415
+
+    started = time.monotonic()
+    creator_id = seed(args)
+    print(f"seeded 1 creator, {args.products} products, {args.orders} orders, {'a' if args.live else 'no'} LIVE session in {time.monotonic() - started:.0f} s")
+    metric_types = {publisher.METRIC_TYPES_BY_TOPIC[topic] for topic in ORDER_TOPICS}
+    names = fragments.fragments_to_push(creator_id=creator_id, topics=ORDER_TOPICS)
+    figures = {"metrics_recompute": measure(lambda: services.metrics_recompute(creator_id=creator_id, metric_types=metric_types), args.repeat)}
+    for name in names:
+        figures[f"render {name}"] = measure(lambda name=name: fragments.fragments_render(creator_id=creator_id, names=[name]), args.repeat)
+    figures["render all of an order's fragments"] = measure(
+        lambda: fragments.fragments_render(creator_id=creator_id, names=names), args.repeat
+    )
+    figures["whole publish"] = measure(lambda: publisher.changes_publish(creator_id, set(ORDER_TOPICS)), args.repeat)
+    width = max(map(len, figures))
+    print(f"\n{'what':<{width}}  wall ms  CPU ms  statements")
+    for what, figure in figures.items():
+        print(f"{what:<{width}}  {figure['wall_ms_median']:7.2f}  {figure['cpu_ms_median']:6.2f}  {figure['statements']:10d}")
+    result = {
+        "config": {"orders": args.orders, "products": args.products, "repeat": args.repeat, "live": args.live,
+                   "channel_layer": "redis" if os.environ.get("REDIS_URL") else "in-memory"},
+        "figures": figures,
+        "load_average": round(os.getloadavg()[0], 2),
+    }
+    if args.json:
+        args.json.write_text(json.dumps(result, indent=2))
+        print(f"figures written to {args.json}")
+
+
+if __name__ == "__main__":
+    main()
