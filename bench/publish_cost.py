@@ -8,15 +8,19 @@ products with stock, a running LIVE session (none with ``--no-live``) and ``--or
 last two hours. Then, in this one process (no server, nothing else running), it times
 ``--repeat`` times each: the metrics recompute of an order publish, every fragment an order
 publish renders, and the whole publish (metrics, render, group send on the channel layer). It
-reports milliseconds of wall time and of CPU, and SQL statements, per call.
+reports milliseconds of wall time and of CPU (the whole process), and SQL statements, per call.
+The whole publish is timed twice: as from a command (``async_to_sync`` starts an event loop and a
+channel-layer connection per send) and as from a server process (sends on the server's loop).
 """
 
 import argparse
+import asyncio
 import json
 import os
 import random
 import statistics
 import sys
+import threading
 import time
 from decimal import Decimal
 from pathlib import Path
@@ -76,6 +80,19 @@ def timedelta_seconds(seconds: float):
     return timedelta(seconds=seconds)
 
 
+def server_loop_start() -> None:
+    """Run an event loop on a thread and register it, as a server process's loop is."""
+    from realtime import runtime  # noqa: PLC0415
+
+    loop = asyncio.new_event_loop()
+    threading.Thread(target=loop.run_forever, name="bench-server-loop", daemon=True).start()
+
+    async def register() -> None:
+        runtime.server_loop_register()
+
+    asyncio.run_coroutine_threadsafe(register(), loop).result(timeout=5)
+
+
 def measure(call, repeat: int) -> dict:
     from django.db import connection  # noqa: PLC0415
     from django.test.utils import CaptureQueriesContext  # noqa: PLC0415
@@ -130,7 +147,13 @@ def main() -> None:
     figures["render all of an order's fragments"] = measure(
         lambda: fragments.fragments_render(creator_id=creator_id, names=names), args.repeat
     )
-    figures["whole publish"] = measure(lambda: publisher.changes_publish(creator_id, set(ORDER_TOPICS)), args.repeat)
+    figures["whole publish, no server loop (a command)"] = measure(
+        lambda: publisher.changes_publish(creator_id, set(ORDER_TOPICS)), args.repeat
+    )
+    server_loop_start()
+    figures["whole publish, from a server process"] = measure(
+        lambda: publisher.changes_publish(creator_id, set(ORDER_TOPICS)), args.repeat
+    )
     width = max(map(len, figures))
     print(f"\n{'what':<{width}}  wall ms  CPU ms  statements")
     for what, figure in figures.items():

@@ -337,6 +337,15 @@ def writer() -> StockWriter:
         return _writer
 
 
+def writer_figures() -> dict[str, int]:
+    """This process's write-back figures for the monitor: calls made, products owed, shops backing off."""
+    current = _writer
+    if current is None:
+        return {"calls": 0, "owed": 0, "shops_failing": 0}
+    with current._wake:
+        return {"calls": current.calls, "owed": len(current._pending), "shops_failing": len(current._backoff)}
+
+
 def writer_idle() -> bool:
     """Tell whether this process's stock writer owes TikTok nothing (True when none runs)."""
     current = _writer

@@ -20,6 +20,7 @@ from channels.db import database_sync_to_async
 
 from creatorflow.health import health_record
 from orders.syncs import sync_operations_fail_stale
+from orders.writeback import writer_figures
 
 logger = logging.getLogger("creatorflow.realtime.monitor")
 
@@ -82,6 +83,7 @@ class RealtimeMonitor:
     # --- reporting ----------------------------------------------------------------------------
 
     def snapshot(self) -> dict:
+        write_back = writer_figures()
         return {
             "process": self.component,
             "connections": self.connections,
@@ -92,6 +94,9 @@ class RealtimeMonitor:
             "slowest_send_ms": round(self.slowest_send_ms, 1),
             "backlog_closes": self.backlog_closes,
             "uptime_seconds": round(time.monotonic() - self.started),
+            "stock_write_back_calls": write_back["calls"],
+            "stock_write_back_owed": write_back["owed"],
+            "stock_write_back_shops_failing": write_back["shops_failing"],
         }
 
     def report(self) -> dict:

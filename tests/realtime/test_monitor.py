@@ -152,5 +152,20 @@ def test_system_page_lists_each_process_once_with_its_latest_report(admin_client
     assert "not yet" not in html  # this process's latest report is shown with it
 
 
+@pytest.mark.django_db
+def test_system_page_shows_each_process_stock_write_back(admin_client):
+    RealtimeMonitor().report()
+    other = SystemHealth.objects.latest("pk")
+    other.component = "realtime@other-host:4242"
+    other.metrics |= {"stock_write_back_calls": 40, "stock_write_back_owed": 3, "stock_write_back_shops_failing": 2}
+    other.save()
+
+    html = admin_client.get("/system/").content.decode()
+
+    assert "40 sent · 3 owed" in html and "2 shops failing" in html
+    assert "0 sent · 0 owed" in html  # this process: its writer has sent nothing
+    assert MONITOR.snapshot()["stock_write_back_owed"] == 0
+
+
 def test_admin_says_creatorflow(client):
     assert "<title>Log in | CreatorFlow administration</title>" in client.get("/admin/login/").content.decode()
