@@ -8,7 +8,8 @@ Scenarios (each script's docstring says what it measures):
 * ingest: ``bench/ingest.py`` — signed new-order webhooks from wrk on ``make serve``; closed loop,
   paced at 300/s, and the bare-Django floor; 1 k and 1 M orders of history;
 * original: ``bench/original/run.py`` — the original design's SQL through pgbench, same history sizes;
-* push: ``bench/push_latency.py`` — commit→frame at 1,000 dashboard websockets during webhooks.
+* push: ``bench/push_latency.py`` — commit→frame at 1,000 dashboard websockets during webhooks;
+* publish: ``bench/publish_cost.py`` — one publish piece by piece (metrics, each fragment, the send).
 
 Benchmarks share the machine with nothing else: a lock file keeps two from running at once.
 The JSON of each full run goes to ``bench/results/`` (QUICK runs: ``bench/out/``, not kept).
@@ -31,19 +32,21 @@ FULL = {
     "original": ["bench/original/run.py", "--history", "1000,1000000", "--seconds", "20", "--clients", "1"],
     "push": ["bench/push_latency.py", "--creators", "100", "--clients-per-creator", "10", "--rate", "300",
              "--duration", "30", "--servers", "2"],
+    "publish": ["bench/publish_cost.py", "--orders", "1000", "--products", "25", "--repeat", "60", "--no-live"],
 }
 QUICK = {
     "ingest": ["bench/ingest.py", "--history", "1000,10000", "--seconds", "3", "--warmup", "1", "--settle", "0.5"],
     "original": ["bench/original/run.py", "--quick"],
     "push": ["bench/push_latency.py", "--creators", "4", "--clients-per-creator", "2", "--rate", "20",
              "--duration", "3", "--servers", "2", "--drain", "20", "--label", "quick"],
+    "publish": ["bench/publish_cost.py", "--orders", "40", "--products", "5", "--repeat", "3"],
 }
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="a short run of every scenario")
-    parser.add_argument("--only", help="comma-separated scenarios (ingest, original, push)")
+    parser.add_argument("--only", help="comma-separated scenarios (ingest, original, push, publish)")
     args = parser.parse_args()
     missing = [name for name in ("DATABASE_URL", "REDIS_URL") if not os.environ.get(name)]
     if missing or not os.environ["DATABASE_URL"].startswith(("postgres://", "postgresql://")):
