@@ -39,5 +39,6 @@ async def application(scope, receive, send):
     server_loop_register()
     return await router(scope, receive, send)
 
+
 if settings.CREATORFLOW["EXPIRE_IN_PROCESS"]:
     expiry_timer_start()
