@@ -57,10 +57,14 @@ def orders_page(
     *, creator_id: int, status: str | None = None, flag: str | None = None, search: str = "", page: int = 1,
     per_page: int = ORDERS_PAGE_SIZE,
 ) -> tuple[list[Order], int]:
-    """Return one page of the creator's orders (newest first) matching the filters, and how many match."""
+    """Return one page of the creator's orders (newest first) matching the filters, and how many match.
+
+    A page past the end is the last page, as Django's ``Paginator.get_page`` numbers it.
+    """
     orders = _orders(creator_id, status=status, flag=flag, search=search.strip())
     count = orders.count()
-    offset = (max(1, page) - 1) * per_page
+    last_page = max(1, -(-count // per_page))
+    offset = (min(max(1, page), last_page) - 1) * per_page
     return list(orders[offset : offset + per_page]), count
 
 
