@@ -22,6 +22,7 @@ import statistics
 import sys
 import threading
 import time
+from datetime import timedelta
 from decimal import Decimal
 from pathlib import Path
 
@@ -59,10 +60,10 @@ def seed(args) -> int:
         products.append(product.external_id)
     now = timezone.now()
     if args.live:
-        live_start(creator_id=creator.pk, title="Publish cost LIVE", now=now - timedelta_seconds(7300))
+        live_start(creator_id=creator.pk, title="Publish cost LIVE", now=now - timedelta(seconds=7300))
     picker = random.Random(7)
     for number in range(args.orders):
-        placed = now - timedelta_seconds(7200 * (args.orders - number) / args.orders)
+        placed = now - timedelta(seconds=7200 * (args.orders - number) / args.orders)
         lines = [OrderLine(sku, picker.randint(1, 2), Decimal("12.00")) for sku in picker.sample(products[:8], picker.randint(1, 3))]
         order_apply_event(
             shop=shop,
@@ -72,12 +73,6 @@ def seed(args) -> int:
             ),
         )
     return creator.pk
-
-
-def timedelta_seconds(seconds: float):
-    from datetime import timedelta  # noqa: PLC0415
-
-    return timedelta(seconds=seconds)
 
 
 def server_loop_start() -> None:

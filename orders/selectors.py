@@ -3,6 +3,8 @@
 Nothing here writes. Every function takes the creator's id and returns only that creator's rows.
 """
 
+import math
+
 from django.conf import settings
 from django.db.models import Case, IntegerField, Prefetch, Value, When
 
@@ -63,7 +65,7 @@ def orders_page(
     """
     orders = _orders(creator_id, status=status, flag=flag, search=search.strip())
     count = orders.count()
-    last_page = max(1, -(-count // per_page))
+    last_page = max(1, math.ceil(count / per_page))
     offset = (min(max(1, page), last_page) - 1) * per_page
     return list(orders[offset : offset + per_page]), count
 
