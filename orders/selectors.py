@@ -3,9 +3,8 @@
 Nothing here writes. Every function takes the creator's id and returns only that creator's rows.
 """
 
-import math
-
 from django.conf import settings
+from django.core.paginator import Page, Paginator
 from django.db.models import Case, IntegerField, Prefetch, Value, When
 
 from inventory.models import Reservation
@@ -56,18 +55,16 @@ def orders_recent(
 
 
 def orders_page(
-    *, creator_id: int, status: str | None = None, flag: str | None = None, search: str = "", page: int = 1,
+    *, creator_id: int, status: str | None = None, flag: str | None = None, search: str = "", page: object = 1,
     per_page: int = ORDERS_PAGE_SIZE,
-) -> tuple[list[Order], int]:
-    """Return one page of the creator's orders (newest first) matching the filters, and how many match.
+) -> Page:
+    """Return one page of the creator's orders (newest first) matching the filters.
 
-    A page past the end is the last page, as Django's ``Paginator.get_page`` numbers it.
+    ``page.paginator.count`` is how many match; a page number past the end, or not a number,
+    gives the last or the first page (Django's ``Paginator.get_page``).
     """
     orders = _orders(creator_id, status=status, flag=flag, search=search.strip())
-    count = orders.count()
-    last_page = max(1, math.ceil(count / per_page))
-    offset = (min(max(1, page), last_page) - 1) * per_page
-    return list(orders[offset : offset + per_page]), count
+    return Paginator(orders, per_page).get_page(page)
 
 
 def order_get(*, creator_id: int, order_pk: int) -> Order:

@@ -13,7 +13,6 @@ from channels.layers import get_channel_layer
 from django.contrib.admin.views.decorators import staff_member_required
 from django.contrib.auth.decorators import login_required
 from django.db import connection
-from django.core.paginator import Paginator
 from django.http import Http404, HttpResponse, HttpResponseRedirect, JsonResponse
 from django.shortcuts import render
 from django.template.loader import render_to_string
@@ -137,21 +136,18 @@ def orders_list(request):
     except OrderError:
         flag = None
     search = request.GET.get("q", "").strip()[:64]
-    page_number = request.GET.get("page", "1")
-    page_number = int(page_number) if page_number.isdigit() and int(page_number) > 0 else 1
     tz = selectors.creator_tz(creator_id)
     with timezone.override(tz):
-        orders, count = order_selectors.orders_page(
-            creator_id=creator_id, status=status, flag=flag, search=search, page=page_number
+        page = order_selectors.orders_page(
+            creator_id=creator_id, status=status, flag=flag, search=search, page=request.GET.get("page")
         )
-        page = Paginator(range(count), order_selectors.ORDERS_PAGE_SIZE).get_page(page_number)
         query = {key: value for key, value in (("status", status), ("flag", flag), ("q", search)) if value}
         return render(
             request,
             "realtime/orders.html",
             {
-                "order_rows": [fragments.OrderRow.of(order, tz) for order in orders],
-                "order_count": count,
+                "order_rows": [fragments.OrderRow.of(order, tz) for order in page],
+                "order_count": page.paginator.count,
                 "page": page,
                 "query": query,
                 "order_statuses": OrderStatus.choices,
