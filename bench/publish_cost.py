@@ -30,7 +30,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from ingest import database_recreate, database_url  # noqa: E402 - the scratch-database helpers
+from ingest import database_recreate, database_url, server_env  # noqa: E402 - the ingest benchmark's helpers
 
 ORDER_TOPICS = {"orders", "inventory"}  # what a new paid order marks (creatorflow.changes)
 
@@ -121,11 +121,9 @@ def main() -> None:
     if not base.startswith(("postgres://", "postgresql://")):
         raise SystemExit("publish_cost.py measures on PostgreSQL: set DATABASE_URL=postgres://... (a scratch database is made there)")
     database_recreate(base, args.database)
-    os.environ.update(
-        DATABASE_URL=database_url(base, args.database), DJANGO_SETTINGS_MODULE="creatorflow.settings", DEBUG="0",
-        SECRET_KEY="bench-only-" + "x" * 40, LOG_LEVEL="WARNING", CHANNEL_LAYER_PREFIX="cfbenchpublish",
-        CREATORFLOW_EXPIRE_IN_PROCESS="0", CREATORFLOW_PUBLISH_COALESCE="0",
-    )
+    # The servers' settings of the other benchmarks; publishing inline, so each call is timed whole.
+    os.environ.update(server_env(database_url(base, args.database), os.environ.get("REDIS_URL", ""), argparse.Namespace(pool_max=8)))
+    os.environ.update(CREATORFLOW_EXPIRE_IN_PROCESS="0", CREATORFLOW_PUBLISH_COALESCE="0")
     import django  # noqa: PLC0415
 
     django.setup()

@@ -200,6 +200,11 @@ class StockWriter(threading.Thread):
             self.idle.clear()
             self._wake.notify()
 
+    def figures(self) -> dict[str, int]:
+        """Calls made, products owed, shops backing off after a failure."""
+        with self._wake:
+            return {"calls": self.calls, "owed": len(self._pending), "shops_failing": len(self._backoff)}
+
     def stop(self) -> None:
         with self._wake:
             self._stopped = True
@@ -340,10 +345,7 @@ def writer() -> StockWriter:
 def writer_figures() -> dict[str, int]:
     """This process's write-back figures for the monitor: calls made, products owed, shops backing off."""
     current = _writer
-    if current is None:
-        return {"calls": 0, "owed": 0, "shops_failing": 0}
-    with current._wake:
-        return {"calls": current.calls, "owed": len(current._pending), "shops_failing": len(current._backoff)}
+    return current.figures() if current is not None else {"calls": 0, "owed": 0, "shops_failing": 0}
 
 
 def writer_idle() -> bool:

@@ -17,7 +17,7 @@ from . import fragments
 from .broadcast import FRAGMENTS_EVENT, creator_group
 from .frames import RENDER_HERE, FramePacer
 from .monitor import MONITOR
-from .runtime import SNAPSHOTS, server_loop_register
+from .runtime import SNAPSHOTS
 
 logger = logging.getLogger("creatorflow.realtime")
 
@@ -55,7 +55,6 @@ class DashboardConsumer(AsyncWebsocketConsumer):
             await self.close(code=CLOSE_UNAUTHENTICATED)
             return
         self.creator_id = user.pk
-        server_loop_register()
         MONITOR.connection_opened(self.creator_id)
         MONITOR.reporting_start()
         self.pacer = FramePacer(
