@@ -9,8 +9,10 @@ last two hours. Then, in this one process (no server, nothing else running), it 
 ``--repeat`` times each: the metrics recompute of an order publish, every fragment an order
 publish renders, and the whole publish (metrics, render, group send on the channel layer). It
 reports milliseconds of wall time and of CPU (the whole process), and SQL statements, per call.
-The whole publish is timed twice: as from a command (``async_to_sync`` starts an event loop and a
-channel-layer connection per send) and as from a server process (sends on the server's loop).
+The whole publish is timed as from a command (``async_to_sync`` starts an event loop and a
+channel-layer connection per send) and as from a server process (sends on the server's loop), with
+the order topics re-rendered whole; and once for the latest order as the order path marks it
+(its row, its products' rows, the webhook stream), which pushes rows instead of whole lists.
 """
 
 import argparse
@@ -32,7 +34,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from ingest import database_recreate, database_url, server_env  # noqa: E402 - the ingest benchmark's helpers
 
-ORDER_TOPICS = {"orders", "inventory"}  # what a new paid order marks (creatorflow.changes)
+ORDER_TOPICS = {"orders", "inventory"}  # what a new paid order changes (creatorflow.changes)
 
 
 def seed(args) -> int:
@@ -132,20 +134,36 @@ def main() -> None:
     started = time.monotonic()
     creator_id = seed(args)
     print(f"seeded 1 creator, {args.products} products, {args.orders} orders, {'a' if args.live else 'no'} LIVE session in {time.monotonic() - started:.0f} s")
+    from creatorflow.changes import INVENTORY, ORDERS, SYNC, Change  # noqa: PLC0415
+    from orders.models import Order  # noqa: PLC0415
+
     metric_types = {publisher.METRIC_TYPES_BY_TOPIC[topic] for topic in ORDER_TOPICS}
+    whole = Change.of(*ORDER_TOPICS)  # the topics as a whole: every fragment of theirs re-rendered
+    order = Order.objects.filter(creator_id=creator_id).order_by("-pk").prefetch_related("items").first()
+    # As the order path marks a new order: its row, its products' rows, and the shop's webhook stream.
+    committed = Change.of(ORDERS, ids=[order.pk])
+    committed.add([INVENTORY], ids=[item.product_id for item in order.items.all()])
+    committed.add([SYNC])
     names = fragments.fragments_to_push(creator_id=creator_id, topics=ORDER_TOPICS)
     figures = {"metrics_recompute": measure(lambda: services.metrics_recompute(creator_id=creator_id, metric_types=metric_types), args.repeat)}
     for name in names:
         figures[f"render {name}"] = measure(lambda name=name: fragments.fragments_render(creator_id=creator_id, names=[name]), args.repeat)
-    figures["render all of an order's fragments"] = measure(
+    figures["render all of an order's fragments, whole"] = measure(
         lambda: fragments.fragments_render(creator_id=creator_id, names=names), args.repeat
     )
-    figures["whole publish, no server loop (a command)"] = measure(
-        lambda: publisher.changes_publish(creator_id, set(ORDER_TOPICS)), args.repeat
+    plan = fragments.push_plan(creator_id=creator_id, change=committed)
+    figures["render an order as committed (its rows, whole fragments else)"] = measure(
+        lambda: fragments.push_render(creator_id=creator_id, push=plan), args.repeat
+    )
+    figures["whole publish, fragments whole, no server loop (a command)"] = measure(
+        lambda: publisher.changes_publish(creator_id, whole), args.repeat
     )
     server_loop_start()
-    figures["whole publish, from a server process"] = measure(
-        lambda: publisher.changes_publish(creator_id, set(ORDER_TOPICS)), args.repeat
+    figures["whole publish, fragments whole, from a server process"] = measure(
+        lambda: publisher.changes_publish(creator_id, whole), args.repeat
+    )
+    figures["whole publish of an order as committed, from a server process"] = measure(
+        lambda: publisher.changes_publish(creator_id, committed), args.repeat
     )
     width = max(map(len, figures))
     print(f"\n{'what':<{width}}  wall ms  CPU ms  statements")

@@ -23,11 +23,19 @@ class Change:
     """What changed for one creator: the topics, and per topic the ids of the rows marked.
 
     Row ids are the orders (ORDERS), products (INVENTORY), alerts (ALERTS) or sync operations
-    (SYNC) that changed; a topic marked without ids changed as a whole.
+    (SYNC) that changed; a topic marked without ids changed as a whole (``whole``), and then its
+    ids say nothing more.
     """
 
     topics: set[str] = field(default_factory=set)
     ids: dict[str, set[int]] = field(default_factory=lambda: defaultdict(set))
+    whole: set[str] = field(default_factory=set)
+
+    @classmethod
+    def of(cls, *topics: str, ids: Iterable[int] = ()) -> "Change":
+        change = cls()
+        change.add(topics, ids)
+        return change
 
     def add(self, topics: Iterable[str], ids: Iterable[int] = ()) -> None:
         ids = set(ids)
@@ -35,11 +43,20 @@ class Change:
             self.topics.add(topic)
             if ids:
                 self.ids[topic] |= ids
+            else:
+                self.whole.add(topic)
 
     def merge(self, other: "Change") -> None:
         self.topics |= other.topics
+        self.whole |= other.whole
         for topic, ids in other.ids.items():
             self.ids[topic] |= ids
+
+    def rows(self, topic: str) -> set[int] | None:
+        """Return the ids of the rows of ``topic`` that changed, or None when it changed as a whole (or not at all)."""
+        if topic not in self.topics or topic in self.whole:
+            return None
+        return set(self.ids.get(topic, ()))
 
 
 Listener = Callable[[int, Change], None]
@@ -82,9 +99,7 @@ def changes_mark(creator_id: int, *topics: str, ids: Iterable[int] = ()) -> None
     Handed on once per transaction, after commit; outside a transaction, at once.
     """
     if not connection.in_atomic_block:
-        change = Change()
-        change.add(topics, ids)
-        _hand_on(creator_id, change)
+        _hand_on(creator_id, Change.of(*topics, ids=ids))
         return
     pending = _pending()
     if not any(callback == pending.flush for _, callback, _ in connection.run_on_commit):

@@ -61,6 +61,16 @@ class InventoryRow:
         return StockLevel.LABELS[self.level]
 
 
+def inventory_row_order(row: InventoryRow) -> tuple:
+    """Sort key of the inventory table: out of stock first, then the soonest stockout, then by name."""
+    return (
+        StockLevel.URGENCY[row.level],
+        row.stockout_eta_hours if row.stockout_eta_hours is not None else float("inf"),
+        row.name.lower(),
+        row.product_pk,
+    )
+
+
 def products_exist(*, creator_id: int) -> bool:
     return Product.objects.filter(creator_id=creator_id).exists()
 
@@ -75,8 +85,12 @@ def warehouse_get(*, creator_id: int, warehouse_id: int) -> Warehouse:
     return Warehouse.objects.get(creator_id=creator_id, pk=warehouse_id)
 
 
-def _stock_sums(creator_id: int, warehouse_id: int | None) -> dict[int, dict[str, int]]:
+def _stock_sums(
+    creator_id: int, warehouse_id: int | None, product_ids: list[int] | None = None
+) -> dict[int, dict[str, int]]:
     stocks = Stock.objects.filter(product__creator_id=creator_id)
+    if product_ids is not None:
+        stocks = stocks.filter(product_id__in=product_ids)
     if warehouse_id is not None:
         stocks = stocks.filter(warehouse_id=warehouse_id)
     return {
@@ -88,16 +102,25 @@ def _stock_sums(creator_id: int, warehouse_id: int | None) -> dict[int, dict[str
 
 
 def inventory_rows(
-    *, creator_id: int, warehouse_id: int | None = None, limit: int | None = INVENTORY_ROWS_LIMIT
+    *,
+    creator_id: int,
+    warehouse_id: int | None = None,
+    limit: int | None = INVENTORY_ROWS_LIMIT,
+    product_ids: Sequence[int] | None = None,
 ) -> tuple[list[InventoryRow], int]:
     """Return the creator's products with their stock, most urgent first, and how many there are.
 
-    With ``warehouse_id`` only products stocked in that warehouse are listed.
+    With ``warehouse_id`` only products stocked in that warehouse are listed; with
+    ``product_ids`` only those products (the rows a push re-renders).
     """
-    totals = _stock_sums(creator_id, None)
-    scoped = totals if warehouse_id is None else _stock_sums(creator_id, warehouse_id)
+    product_ids = None if product_ids is None else list(product_ids)
+    totals = _stock_sums(creator_id, None, product_ids)
+    scoped = totals if warehouse_id is None else _stock_sums(creator_id, warehouse_id, product_ids)
+    products = Product.objects.filter(creator_id=creator_id)
+    if product_ids is not None:
+        products = products.filter(pk__in=product_ids)
     rows = []
-    for product in Product.objects.filter(creator_id=creator_id).only(
+    for product in products.only(
         "pk", "external_id", "sku", "name", "reorder_point", "velocity_per_hour"
     ):
         if warehouse_id is not None and product.pk not in scoped:
@@ -122,14 +145,7 @@ def inventory_rows(
                 level=stock_badge(available=total_available, reorder_point=product.reorder_point),
             )
         )
-    rows.sort(
-        key=lambda row: (
-            StockLevel.URGENCY[row.level],
-            row.stockout_eta_hours if row.stockout_eta_hours is not None else float("inf"),
-            row.name.lower(),
-            row.product_pk,
-        )
-    )
+    rows.sort(key=inventory_row_order)
     count = len(rows)
     return (rows if limit is None else rows[:limit]), count
 
@@ -142,6 +158,9 @@ _SEVERITY_ORDER = Case(
     default=Value(2),
     output_field=IntegerField(),
 )
+_STATUS_ORDER = Case(When(status=InventoryAlert.Status.ACTIVE, then=Value(0)), default=Value(1), output_field=IntegerField())
+# The open alerts' order, on the annotations of ``alerts_open``; the dashboard keeps pushed rows in it too.
+ALERTS_OPEN_ORDER = ("severity_order", "status_order", "-updated_at", "-pk")
 URGENT_SEVERITIES = (InventoryAlert.Severity.CRITICAL, InventoryAlert.Severity.EMERGENCY)
 
 
@@ -155,18 +174,20 @@ def products_available(*, creator_id: int, product_ids: Sequence[int]) -> dict[i
     )
 
 
-def alerts_open(*, creator_id: int, limit: int = ALERTS_OPEN_LIMIT) -> list[InventoryAlert]:
-    """Return active and acknowledged alerts in priority order: emergency first, unacknowledged before seen, newest first."""
+def alerts_open(
+    *, creator_id: int, limit: int = ALERTS_OPEN_LIMIT, product_ids: Sequence[int] | None = None
+) -> list[InventoryAlert]:
+    """Return active and acknowledged alerts in priority order: emergency first, unacknowledged before seen, newest first.
+
+    With ``product_ids``, only the alerts of those products.
+    """
+    alerts = InventoryAlert.objects.filter(creator_id=creator_id, status__in=InventoryAlert.OPEN_STATUSES)
+    if product_ids is not None:
+        alerts = alerts.filter(product_id__in=list(product_ids))
     return list(
-        InventoryAlert.objects.filter(creator_id=creator_id, status__in=InventoryAlert.OPEN_STATUSES)
-        .select_related("product")
-        .annotate(severity_order=_SEVERITY_ORDER)
-        .order_by(
-            "severity_order",
-            Case(When(status=InventoryAlert.Status.ACTIVE, then=Value(0)), default=Value(1)),
-            "-updated_at",
-            "-pk",
-        )[:limit]
+        alerts.select_related("product")
+        .annotate(severity_order=_SEVERITY_ORDER, status_order=_STATUS_ORDER)
+        .order_by(*ALERTS_OPEN_ORDER)[:limit]
     )
 
 

@@ -3,6 +3,8 @@
 Nothing here writes. Every function takes the creator's id and returns only that creator's rows.
 """
 
+from collections.abc import Iterable
+
 from django.conf import settings
 from django.core.paginator import Page, Paginator
 from django.db.models import Case, IntegerField, Prefetch, Value, When
@@ -52,6 +54,11 @@ def orders_recent(
 ) -> list[Order]:
     """Return the creator's latest orders (by placement), optionally of one status or flag, with their items."""
     return list(_orders(creator_id, status=status, flag=flag)[:limit])
+
+
+def orders_with_ids(*, creator_id: int, order_ids: Iterable[int]) -> list[Order]:
+    """Return the creator's orders among ``order_ids``, with their items (the rows a push re-renders)."""
+    return list(_orders(creator_id, status=None, flag=None).filter(pk__in=list(order_ids)))
 
 
 def orders_page(

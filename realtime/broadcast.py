@@ -1,7 +1,7 @@
 """Every push to a creator's browsers goes through here, after commit.
 
-``dashboard_push`` renders each changed fragment once per creator and sends the HTML to the
-creator's group; every connected dashboard (in any server process sharing the channel layer)
+``dashboard_push`` renders each changed fragment, or each changed row, once per creator and
+sends the HTML to the creator's group; every connected dashboard (in any server process sharing the channel layer)
 then paces it out to its browser (``realtime.frames``).
 """
 
@@ -12,6 +12,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
+
+from creatorflow.changes import Change
 
 from . import fragments, runtime
 
@@ -25,20 +27,24 @@ def creator_group(creator_id: int) -> str:
     return f"creator.{creator_id}"
 
 
-def dashboard_push(*, creator_id: int, topics: set[str]) -> None:
-    """Render the fragments under ``topics`` once and send them to the creator's group.
+def dashboard_push(*, creator_id: int, change: Change) -> None:
+    """Render what ``change`` altered once and send it to the creator's group.
 
-    Never raises: the change is committed already, and a dashboard that misses a push is
-    corrected by its next one or by the snapshot it gets when it reconnects.
+    Whole fragments go as ``fragments`` (name → HTML), rows pushed on their own as ``rows``
+    (fragment → row id → HTML; ``fragments.push_plan`` decides which). Never raises: the change
+    is committed already, and a dashboard that misses a push is corrected by its next one or by
+    the snapshot it gets when it reconnects.
     """
-    names = fragments.fragments_to_push(creator_id=creator_id, topics=topics)
-    if not names:
+    push = fragments.push_plan(creator_id=creator_id, change=change)
+    if not push.fragments and not push.rows:
         return
     try:
         # Taken before rendering, so a later render of a later commit always carries a later stamp.
         stamp = time.time()
-        rendered = fragments.fragments_render(creator_id=creator_id, names=names)
-        _group_send(creator_group(creator_id), {"type": FRAGMENTS_EVENT, "stamp": stamp, "fragments": rendered})
+        rendered, rows = fragments.push_render(creator_id=creator_id, push=push)
+        if not rendered and not rows:
+            return
+        _group_send(creator_group(creator_id), {"type": FRAGMENTS_EVENT, "stamp": stamp, "fragments": rendered, "rows": rows})
     except Exception as error:  # noqa: BLE001 - a failed push must not fail the committed change
         logger.error(
             "dashboard push to creator %s failed (%s: %s)",

@@ -62,6 +62,7 @@ class DashboardConsumer(AsyncWebsocketConsumer):
             render=self._render_one,
             interval=settings.CREATORFLOW["PUSH_INTERVAL_SECONDS"],
             on_backlog=self._backlog_exceeded,
+            wrap_rows=fragments.rows_frame,
         )
         # Join before rendering the snapshot, so no change between the two is missed.
         await self.channel_layer.group_add(creator_group(self.creator_id), self.channel_name)
@@ -118,9 +119,16 @@ class DashboardConsumer(AsyncWebsocketConsumer):
         await super().dispatch(message)
 
     async def dashboard_fragments(self, event):
-        """Pass a broadcast's fragments on, rendering here the ones this connection filters."""
+        """Pass a broadcast's fragments and rows on, rendering here the fragments this connection filters."""
+        stamp = event["stamp"]
         for name, html in event["fragments"].items():
-            await self.pacer.offer(name, RENDER_HERE if self.filters.differs_for(name) else html, stamp=event["stamp"])
+            await self.pacer.offer(name, RENDER_HERE if self.filters.differs_for(name) else html, stamp=stamp)
+        for name, rows in event.get("rows", {}).items():
+            if self.filters.differs_for(name):
+                # Which rows belong under this connection's filter, and where, only a render can tell.
+                await self.pacer.offer(name, RENDER_HERE, stamp=stamp)
+            else:
+                await self.pacer.offer_rows(name, rows, stamp=stamp)
 
     async def _render_one(self, name: str) -> tuple[float, str]:
         stamp, rendered = await database_sync_to_async(_render_stamped)(self.creator_id, [name], self.filters)

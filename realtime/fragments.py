@@ -3,11 +3,18 @@
 Each fragment is one partial of ``realtime/dashboard.html`` whose root element has the
 fragment's name as its ``id`` and ``hx-swap-oob="true"``. The page, htmx responses and
 websocket pushes all render fragments through ``fragments_render``, so they cannot drift apart.
+
+Three fragments are lists of rows, each row a partial of its own with a stable ``id`` and its
+place in the list's order (``data-sort``): recent orders, the inventory table and the alerts.
+A change that names its rows (an order, the products whose stock it moved) pushes just those
+rows (``push_render``); the page's script puts each where the list's order says and keeps the
+list's length, so the page ends as a fresh render would show it.
 """
 
+import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from django.template.loader import render_to_string
 from django.urls import reverse
@@ -17,6 +24,7 @@ from django.utils.dateparse import parse_datetime
 from inventory import selectors as inventory_selectors
 from inventory.models import Warehouse
 from orders import selectors as order_selectors
+from creatorflow.changes import ALERTS, INVENTORY, LIVE, ORDERS, Change
 from orders.events import OrderError
 from orders.models import OrderStatus
 from orders.statuses import status_filter_parse
@@ -131,6 +139,68 @@ def fragments_to_push(*, creator_id: int, topics: Iterable[str]) -> list[str]:
     if LIVE_HEADER in names and "live" not in topics and live_selectors.live_running(creator_id=creator_id) is None:
         names.remove(LIVE_HEADER)
     return names
+
+
+@dataclass(frozen=True)
+class RowList:
+    """The element of a fragment that holds its rows: its id, and its tag (a pushed row's wrapper)."""
+
+    element_id: str
+    tag: str
+
+
+ROW_LISTS: dict[str, RowList] = {
+    RECENT_ORDERS: RowList("recent-orders-rows", "tbody"),
+    INVENTORY_TABLE: RowList("inventory-rows", "tbody"),
+    ALERT_LIST: RowList("alert-rows", "ul"),
+}
+
+
+def rows_frame(name: str, rows: Iterable[str]) -> str:
+    """Wrap rendered rows of fragment ``name`` in one out-of-band swap that appends them to their list.
+
+    ``static/js/dashboard.js`` then keeps one row per id, in the list's order and length.
+    """
+    row_list = ROW_LISTS[name]
+    return f'<{row_list.tag} hx-swap-oob="beforeend:#{row_list.element_id}">{"".join(rows)}</{row_list.tag}>'
+
+
+def _sort_key(*parts: object) -> str:
+    """Encode a row's place in its list for ``data-sort`` (compared part by part in the browser)."""
+    return json.dumps(parts, separators=(",", ":"), ensure_ascii=False)
+
+
+@dataclass(frozen=True)
+class Push:
+    """What a committed change re-renders: whole fragments, and rows (fragment → row ids) on their own."""
+
+    fragments: list[str]
+    rows: dict[str, set[int]]
+
+
+def push_plan(*, creator_id: int, change: Change) -> Push:
+    """Decide what to render for a change: the rows it names where it names them, else whole fragments.
+
+    New or changed orders are order rows; products whose stock moved are their inventory rows and
+    the rows of their open alerts (each alert shows its product's available units). A topic marked
+    as a whole (a resync, a new product, a LIVE starting or ending, an alert raised or resolved)
+    re-renders its fragments whole.
+    """
+    names = fragments_to_push(creator_id=creator_id, topics=change.topics)
+    rows: dict[str, set[int]] = {}
+    order_ids = change.rows(ORDERS)
+    if RECENT_ORDERS in names and order_ids is not None:
+        names.remove(RECENT_ORDERS)
+        rows[RECENT_ORDERS] = order_ids
+    product_ids = change.rows(INVENTORY)
+    if product_ids is not None and LIVE not in change.topics:
+        if INVENTORY_TABLE in names:
+            names.remove(INVENTORY_TABLE)
+            rows[INVENTORY_TABLE] = product_ids
+        if ALERT_LIST in names and ALERTS not in change.topics:
+            names.remove(ALERT_LIST)
+            rows[ALERT_LIST] = product_ids
+    return Push(fragments=names, rows=rows)
 
 
 # --- contexts ----------------------------------------------------------------------------------
@@ -267,6 +337,7 @@ def _context_alert_list(creator_id: int, filters: DashboardFilters, now: datetim
     )
     return {
         "alert_rows": [AlertRow.of(alert, available=available.get(alert.product_id) or 0) for alert in alerts],
+        "alert_rows_limit": inventory_selectors.ALERTS_OPEN_LIMIT,
         "open_alert_count": count,
         "has_products": bool(alerts) or inventory_selectors.products_exist(creator_id=creator_id),
     }
@@ -277,12 +348,22 @@ def _context_inventory_table(creator_id: int, filters: DashboardFilters, now: da
     running = live_selectors.live_running(creator_id=creator_id)
     sold = live_selectors.live_sold(session=running, now=now) if running else {}
     return {
-        "inventory_rows": [(row, sold.get(row.product_pk, 0)) for row in rows],
+        "inventory_rows": [(row, sold.get(row.product_pk, 0), inventory_sort(row)) for row in rows],
         "live_running": running is not None,
         "inventory_count": count,
+        "inventory_rows_limit": inventory_selectors.INVENTORY_ROWS_LIMIT,
         "warehouses": inventory_selectors.warehouses_list(creator_id=creator_id),
         "selected_warehouse": filters.warehouse_id,
     }
+
+
+_NO_STOCKOUT = 10**15  # sorts after every stockout time, as "never" does
+
+
+def inventory_sort(row: inventory_selectors.InventoryRow) -> str:
+    """The ``data-sort`` of an inventory row: ``inventory_selectors.inventory_row_order`` for the browser."""
+    urgency, eta, name, pk = inventory_selectors.inventory_row_order(row)
+    return _sort_key(urgency, _NO_STOCKOUT if eta == float("inf") else eta, name, pk)
 
 
 @dataclass(frozen=True)
@@ -302,6 +383,7 @@ class OrderRow:
     total: str
     currency: str
     updated_stamp: str
+    sort_key: str  # newest first: (placed, pk), the list sorted descending
 
     @classmethod
     def of(cls, order, tz) -> "OrderRow":
@@ -320,6 +402,7 @@ class OrderRow:
             total=f"{order.total_amount:,.2f}",
             currency=order.currency,
             updated_stamp=f"{order.updated_at.timestamp():.6f}",
+            sort_key=_sort_key(order.placed_at.astimezone(UTC).strftime("%Y%m%d%H%M%S%f"), order.pk),
         )
 
 
@@ -340,6 +423,7 @@ class AlertRow:
     age: str
     acknowledge_url: str
     resolve_url: str
+    sort_key: str  # inventory_selectors.ALERTS_OPEN_ORDER
 
     @classmethod
     def of(cls, alert, *, available: int) -> "AlertRow":
@@ -357,6 +441,7 @@ class AlertRow:
             age=dashboard_tags.ago(alert.updated_at),
             acknowledge_url=reverse("alert-acknowledge", args=[alert.pk]),
             resolve_url=reverse("alert-resolve", args=[alert.pk]),
+            sort_key=_sort_key(alert.severity_order, alert.status_order, -alert.updated_at.timestamp(), -alert.pk),
         )
 
 
@@ -370,6 +455,7 @@ def _context_recent_orders(creator_id: int, filters: DashboardFilters, now: date
     )
     return {
         "order_rows": [OrderRow.of(order, tz) for order in recent],
+        "order_rows_limit": order_selectors.RECENT_ORDERS_LIMIT,
         "order_statuses": OrderStatus.choices,
         "selected_status": filters.status,
     }
@@ -420,3 +506,69 @@ def fragments_render(
     with timezone.override(selectors.creator_tz(creator_id)):
         context = dashboard_context(creator_id=creator_id, filters=filters, names=names)
         return {name: render_to_string(f"{TEMPLATE}#{name}", context) for name in names}
+
+
+# --- rows pushed on their own --------------------------------------------------------------------
+
+ROW_TEMPLATES = {
+    RECENT_ORDERS: "realtime/order_table.html#order-row",
+    INVENTORY_TABLE: f"{TEMPLATE}#inventory-row",
+    ALERT_LIST: f"{TEMPLATE}#alert-row",
+}
+
+
+def _rows_recent_orders(creator_id: int, order_ids: set[int], now: datetime) -> list[tuple[str, dict]]:
+    tz = timezone.get_current_timezone()
+    orders = order_selectors.orders_with_ids(creator_id=creator_id, order_ids=order_ids)
+    currency = ""
+    if any(not order.currency for order in orders):
+        currency = order_selectors.orders_currency(creator_id=creator_id)
+    return [(f"order-{order.pk}", {"row": OrderRow.of(order, tz), "currency": currency}) for order in orders]
+
+
+def _rows_inventory_table(creator_id: int, product_ids: set[int], now: datetime) -> list[tuple[str, dict]]:
+    rows, _ = inventory_selectors.inventory_rows(creator_id=creator_id, product_ids=product_ids, limit=None)
+    running = live_selectors.live_running(creator_id=creator_id) if rows else None
+    sold = live_selectors.live_sold(session=running, now=now) if running else {}
+    return [
+        (
+            f"product-{row.product_pk}",
+            {"row": row, "sold": sold.get(row.product_pk, 0), "sort_key": inventory_sort(row), "live_running": running is not None},
+        )
+        for row in rows
+    ]
+
+
+def _rows_alert_list(creator_id: int, product_ids: set[int], now: datetime) -> list[tuple[str, dict]]:
+    alerts = inventory_selectors.alerts_open(creator_id=creator_id, product_ids=product_ids)
+    if not alerts:
+        return []
+    available = inventory_selectors.products_available(creator_id=creator_id, product_ids=[alert.product_id for alert in alerts])
+    return [
+        (f"alert-{alert.pk}", {"alert": AlertRow.of(alert, available=available.get(alert.product_id) or 0)})
+        for alert in alerts
+    ]
+
+
+_ROWS = {
+    RECENT_ORDERS: _rows_recent_orders,
+    INVENTORY_TABLE: _rows_inventory_table,
+    ALERT_LIST: _rows_alert_list,
+}
+
+
+def push_render(*, creator_id: int, push: Push) -> tuple[dict[str, str], dict[str, dict[str, str]]]:
+    """Render a push: its whole fragments (name → HTML) and its rows (fragment → row id → HTML)."""
+    with timezone.override(selectors.creator_tz(creator_id)):
+        names = [name for name in FRAGMENT_NAMES if name in set(push.fragments)]
+        context = dashboard_context(creator_id=creator_id, names=names) if names else {}
+        rendered = {name: render_to_string(f"{TEMPLATE}#{name}", context) for name in names}
+        now = timezone.now()
+        rows: dict[str, dict[str, str]] = {}
+        for name, ids in push.rows.items():
+            if not ids:
+                continue
+            lines = _ROWS[name](creator_id, ids, now)
+            if lines:
+                rows[name] = {row_id: render_to_string(ROW_TEMPLATES[name], row_context) for row_id, row_context in lines}
+    return rendered, rows

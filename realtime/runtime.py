@@ -19,6 +19,8 @@ from channels.db import database_sync_to_async
 from django.conf import settings
 from django.db import connection
 
+from creatorflow.changes import Change
+
 logger = logging.getLogger("creatorflow.realtime")
 
 # --- the server's event loop -------------------------------------------------------------------
@@ -40,7 +42,7 @@ def server_loop() -> asyncio.AbstractEventLoop | None:
 
 # --- coalesced publishing ----------------------------------------------------------------------
 
-Publish = Callable[[int, set[str]], None]
+Publish = Callable[[int, Change], None]
 Claim = Callable[[int, float], float]
 
 
@@ -90,7 +92,7 @@ class Coalescer:
         self.publish = publish
         self.claim = claim
         self.condition = threading.Condition()
-        self.pending: dict[int, set[str]] = defaultdict(set)
+        self.pending: dict[int, Change] = defaultdict(Change)
         self.last: dict[int, float] = {}
         self.running: set[int] = set()
         self.thread: threading.Thread | None = None
@@ -98,15 +100,15 @@ class Coalescer:
         self.publishes = 0  # how many publishes started (for tests and diagnostics)
         atexit.register(self.flush)  # a command's last changes reach the dashboards before it exits
 
-    def add(self, creator_id: int, topics: set[str]) -> None:
+    def add(self, creator_id: int, change: Change) -> None:
         with self.condition:
-            self.pending[creator_id].update(topics)
+            self.pending[creator_id].merge(change)
             if self.thread is None or not self.thread.is_alive():
                 self.thread = threading.Thread(target=self._run, name="creatorflow-coalesce", daemon=True)
                 self.thread.start()
             self.condition.notify()
 
-    def _due(self) -> dict[int, set[str]]:
+    def _due(self) -> dict[int, Change]:
         with self.condition:
             while True:
                 now = time.monotonic()
@@ -130,27 +132,27 @@ class Coalescer:
 
     def _run(self) -> None:
         while True:
-            for creator_id, topics in self._due().items():
+            for creator_id, change in self._due().items():
                 try:
-                    self.pool.submit(self._publish_one, creator_id, topics)
+                    self.pool.submit(self._publish_one, creator_id, change)
                 except RuntimeError:  # the interpreter is shutting down: flush() publishes the rest
                     with self.condition:
-                        self.pending[creator_id].update(topics)
+                        self.pending[creator_id].merge(change)
                         self.running.discard(creator_id)
                     return
 
     def flush(self) -> None:
         """Publish everything still waiting, now, on this thread (a command or server ending)."""
         with self.condition:
-            pending, self.pending = dict(self.pending), defaultdict(set)
-        for creator_id, topics in pending.items():
-            self._publish_one(creator_id, topics)
+            pending, self.pending = dict(self.pending), defaultdict(Change)
+        for creator_id, change in pending.items():
+            self._publish_one(creator_id, change)
 
-    def _publish_one(self, creator_id: int, topics: set[str]) -> None:
+    def _publish_one(self, creator_id: int, change: Change) -> None:
         with self.condition:
             self.publishes += 1
         try:
-            self.publish(creator_id, topics)
+            self.publish(creator_id, change)
         except Exception as error:  # noqa: BLE001 - the changes are committed; the next publish corrects
             logger.error("coalesced publish for creator %s failed (%s)", creator_id, type(error).__name__)
         finally:

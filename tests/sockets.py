@@ -1,7 +1,12 @@
-"""A websocket test client whose consumer handles database connections as it does in a server."""
+"""A websocket test client whose consumer handles database connections as it does in a server,
+and how to read the dashboard frames it receives."""
+
+import re
 
 from asgiref.testing import ApplicationCommunicator
 from channels.testing import WebsocketCommunicator
+
+from realtime.fragments import ROW_LISTS
 
 
 class ServerLikeCommunicator(WebsocketCommunicator):
@@ -15,3 +20,19 @@ class ServerLikeCommunicator(WebsocketCommunicator):
 
     send_input = ApplicationCommunicator.send_input
     receive_output = ApplicationCommunicator.receive_output
+
+
+LIST_FRAGMENTS = {row_list.element_id: name for name, row_list in ROW_LISTS.items()}
+
+
+def fragment_id(frame: str) -> str:
+    """Return the fragment a dashboard frame carries: its root element's id, or the fragment whose list its rows join."""
+    rows = re.match(r'\s*<[a-z]+ hx-swap-oob="beforeend:#([a-z-]+)"', frame)
+    if rows:
+        return LIST_FRAGMENTS[rows.group(1)]
+    return re.match(r'\s*<[a-z]+ id="([a-z-]+)"', frame).group(1)
+
+
+def is_rows_frame(frame: str) -> bool:
+    """Tell whether a frame carries rows on their own rather than a whole fragment."""
+    return 'hx-swap-oob="beforeend:#' in frame.split(">", 1)[0]

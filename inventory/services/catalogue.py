@@ -50,7 +50,8 @@ def product_upsert(
         defaults={"name": f"TikTok product {external_id}", **changes},
     )
     if created:
-        changes_mark(creator_id, INVENTORY, ids=[product.pk])
+        # A whole-table change: a new row, the product count under the table, the alerts' empty note.
+        changes_mark(creator_id, INVENTORY)
     elif any(getattr(product, field) != value for field, value in changes.items()):
         for field, value in changes.items():
             setattr(product, field, value)

@@ -155,6 +155,43 @@
     window.history.replaceState(null, "", window.location.pathname + (query ? "?" + query : ""));
   }
 
+  // --- rows pushed on their own ----------------------------------------------------------
+
+  // A pushed row arrives appended to its list (hx-swap-oob="beforeend:#list"). The list then
+  // keeps the newest row of each id, in its order (data-sort, compared part by part; data-order
+  // asc or desc) and no longer than data-limit: what a fresh render of the list shows.
+  var ROW_LISTS = /hx-swap-oob="beforeend:#([\w-]+)"/g;
+  var listsInMessage = [];
+
+  function compareKeys(a, b) {
+    for (var i = 0; i < Math.max(a.length, b.length); i++) {
+      if (a[i] === b[i]) { continue; }
+      if (a[i] === undefined) { return -1; }
+      if (b[i] === undefined) { return 1; }
+      return a[i] < b[i] ? -1 : 1;
+    }
+    return 0;
+  }
+
+  function arrangeRows(list) {
+    var seen = new Set();
+    var rows = [];
+    Array.from(list.children).reverse().forEach(function (row) {
+      // Rows without a place (an "empty" note) and older copies of a row just pushed go.
+      if (!row.dataset.sort || seen.has(row.id)) { row.remove(); return; }
+      seen.add(row.id);
+      rows.push({ row: row, key: JSON.parse(row.dataset.sort) });
+    });
+    var sign = list.dataset.order === "desc" ? -1 : 1;
+    rows.sort(function (a, b) { return sign * compareKeys(a.key, b.key); });
+    var limit = parseInt(list.dataset.limit, 10) || rows.length;
+    rows.forEach(function (entry, index) {
+      if (index >= limit) { entry.row.remove(); return; }
+      if (list.children[index] !== entry.row) { list.insertBefore(entry.row, list.children[index] || null); }
+    });
+    if (rows.length) { list.hidden = false; }
+  }
+
   // --- wiring ----------------------------------------------------------------------------
 
   document.addEventListener("htmx:wsOpen", function () {
@@ -177,7 +214,20 @@
     window.setTimeout(function () { socketWrapper.reconnect(); }, reconnectDelay(ownRetries++));
   });
 
+  document.addEventListener("htmx:wsBeforeMessage", function (event) {
+    listsInMessage = [];
+    var message = typeof event.detail.message === "string" ? event.detail.message : "";
+    var match;
+    ROW_LISTS.lastIndex = 0;
+    while ((match = ROW_LISTS.exec(message)) !== null) { listsInMessage.push(match[1]); }
+  });
+
   document.addEventListener("htmx:wsAfterMessage", function () {
+    listsInMessage.forEach(function (id) {
+      var list = document.getElementById(id);
+      if (list) { arrangeRows(list); }
+    });
+    listsInMessage = [];
     markUpdated();
     notifyNewUrgent();
   });

@@ -3,6 +3,7 @@
 import re
 import subprocess
 import sys
+import time
 from datetime import timedelta
 from decimal import Decimal
 
@@ -15,7 +16,7 @@ from playwright.sync_api import expect
 from inventory.models import InventoryAlert, Stock
 from inventory.services.catalogue import warehouse_get_or_create
 from inventory.services.stock import stock_restock
-from orders.models import SyncOperation
+from orders.models import Order, SyncOperation
 from orders.events import OrderEvent, OrderLine
 from orders.services import order_apply_event
 
@@ -127,6 +128,40 @@ def test_a_flash_sale_updates_the_page_live(page, browser_context, server, creat
         reserved = Stock.objects.filter(product=product).aggregate(total=Sum("reserved"))["total"]
         expect(page.locator(f'#product-{product.pk} [data-field="reserved"]')).to_have_text(str(reserved))
     expect(page.locator("#recent-orders tbody tr")).to_have_count(15)
+    assert page.evaluate("window.sameDocument") is True
+
+
+ROW_LISTS_SCRIPT = """() => Object.fromEntries(['recent-orders-rows', 'inventory-rows', 'alert-rows'].map(id =>
+    [id, Array.from(document.getElementById(id).children).map(row => [row.id, row.textContent.replace(/\\s+/g, ' ').trim()])]))"""
+
+
+def test_pushed_rows_leave_every_list_as_a_fresh_render_shows_it(page, browser_context, server, creator, shop, make_product):
+    """Orders and stock rows are pushed one by one; late deliveries land in their place, lists keep their length."""
+    products = [
+        make_product(creator, stock=stock, reorder_point=10, external_id=f"ROW-{number}", name=f"Row serum {number}")
+        for number, stock in enumerate((60, 30, 14))
+    ]
+    open_dashboard(page, browser_context, server, creator)
+    page.evaluate("window.sameDocument = true")
+    now = int(time.time())
+    orders = 24
+    for number in range(orders):
+        document = order_document(shop, order_id=f"ROW-{number}", items=[(f"ROW-{number % 3}", 1 + number % 2)])
+        document["data"]["create_time"] = now - (number * 7) % orders * 60  # placed out of order
+        webhook_post(server, shop, document)
+
+    expect(card_value(page, "card-today-orders")).to_have_text(str(orders), timeout=PATIENT_MS)
+    for product in products:
+        available = Stock.objects.filter(product=product).aggregate(total=Sum("available"))["total"]
+        expect(page.locator(f'#product-{product.pk} [data-field="available"]')).to_have_text(str(available), timeout=PATIENT_MS)
+    expect(page.locator("#recent-orders-rows tr")).to_have_count(15)
+    live = page.evaluate(ROW_LISTS_SCRIPT)
+
+    fresh = browser_context.new_page()
+    fresh.goto("/")
+    expect(connection_state(fresh)).to_have_attribute("data-state", "live", timeout=PATIENT_MS)
+    assert live == fresh.evaluate(ROW_LISTS_SCRIPT)
+    assert [row_id for row_id, _ in live["recent-orders-rows"]][:1] == [f"order-{Order.objects.get(external_id='ROW-0').pk}"]
     assert page.evaluate("window.sameDocument") is True
 
 

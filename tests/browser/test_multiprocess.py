@@ -1,6 +1,5 @@
 """Several server processes sharing PostgreSQL and Redis: a change made through one reaches the others' dashboards."""
 
-import re
 import secrets
 import time
 import urllib.request
@@ -12,6 +11,7 @@ from websockets.sync.client import connect
 
 from inventory.models import InventoryAlert
 
+from ..sockets import fragment_id
 from .conftest import order_document, webhook_post
 from .servers import DaphneServer
 
@@ -39,10 +39,6 @@ def session_cookie(user) -> str:
     client = Client()
     client.force_login(user)
     return f"{settings.SESSION_COOKIE_NAME}={client.cookies[settings.SESSION_COOKIE_NAME].value}"
-
-
-def fragment_id(frame: str) -> str:
-    return re.match(r'\s*<[a-z]+ id="([a-z-]+)"', frame).group(1)
 
 
 def receive_until(socket, predicate) -> list[str]:

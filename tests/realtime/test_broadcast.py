@@ -6,8 +6,12 @@ import logging
 import pytest
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 
+from creatorflow.changes import Change
 from realtime.broadcast import FRAGMENTS_EVENT, creator_group, dashboard_push
+from realtime.publisher import changes_publish
 
 pytestmark = pytest.mark.django_db
 
@@ -25,7 +29,7 @@ def test_push_sends_the_rendered_fragments_of_the_topics_to_the_group(creator, m
     channel = async_to_sync(layer.new_channel)()
     async_to_sync(layer.group_add)(creator_group(creator.pk), channel)
 
-    dashboard_push(creator_id=creator.pk, topics={"inventory"})
+    dashboard_push(creator_id=creator.pk, change=Change.of("inventory"))
 
     message = async_to_sync(layer.receive)(channel)
     assert message["type"] == FRAGMENTS_EVENT
@@ -45,7 +49,7 @@ def test_push_from_synchronous_code_inside_a_running_loop_arrives(creator, make_
     async_to_sync(layer.group_add)(creator_group(creator.pk), channel)
 
     async def synchronous_caller():
-        dashboard_push(creator_id=creator.pk, topics={"inventory"})
+        dashboard_push(creator_id=creator.pk, change=Change.of("inventory"))
 
     with caplog.at_level(logging.ERROR, logger="creatorflow.realtime"):
         asyncio.run(synchronous_caller())
@@ -60,7 +64,7 @@ def test_push_with_the_channel_layer_down_logs_and_does_not_raise(creator, setti
         "default": {"BACKEND": "channels_redis.core.RedisChannelLayer", "CONFIG": {"hosts": ["redis://127.0.0.1:1/0"]}}
     }
     with caplog.at_level(logging.ERROR, logger="creatorflow.realtime"):
-        dashboard_push(creator_id=creator.pk, topics={"orders"})
+        dashboard_push(creator_id=creator.pk, change=Change.of("orders"))
     assert any("dashboard push to creator" in record.getMessage() for record in caplog.records)
 
 
@@ -72,3 +76,64 @@ def test_committed_change_is_pushed_even_when_the_layer_is_down(creator, make_pr
         product = make_product(creator, stock=4)  # the service's own commit hooks must not raise
     product.refresh_from_db()
     assert product.stocks.get().on_hand == 4
+
+
+def _received(channel) -> dict:
+    return async_to_sync(get_channel_layer().receive)(channel)
+
+
+def test_a_committed_order_is_pushed_as_its_rows_not_as_whole_lists(creator, shop, make_product, place_order, django_capture_on_commit_callbacks):
+    with django_capture_on_commit_callbacks(execute=True):  # published before anyone listens
+        product = make_product(creator, stock=8, reorder_point=10, name="Row serum")  # low: it has an open alert
+        make_product(creator, stock=50, name="Untouched serum")
+    layer = get_channel_layer()
+    channel = async_to_sync(layer.new_channel)()
+    async_to_sync(layer.group_add)(creator_group(creator.pk), channel)
+
+    with django_capture_on_commit_callbacks(execute=True):
+        order = place_order(shop, product, quantity=2)
+
+    message = _received(channel)
+    assert set(message["rows"]) == {"recent-orders", "inventory-table", "alert-list"}
+    assert list(message["rows"]["recent-orders"]) == [f"order-{order.pk}"]
+    assert list(message["rows"]["inventory-table"]) == [f"product-{product.pk}"]
+    assert 'data-field="available">6<' in message["rows"]["inventory-table"][f"product-{product.pk}"]
+    assert "6 available now" in "".join(message["rows"]["alert-list"].values())
+    assert not {"recent-orders", "inventory-table", "alert-list"} & set(message["fragments"])
+    assert {"metric-cards", "orders-chart"} <= set(message["fragments"])
+    assert "Untouched serum" not in str(message)
+
+
+def test_a_topic_changed_as_a_whole_is_pushed_whole_even_with_rows_marked_beside_it(creator, make_product):
+    product = make_product(creator, stock=3, name="Whole serum")
+    layer = get_channel_layer()
+    channel = async_to_sync(layer.new_channel)()
+    async_to_sync(layer.group_add)(creator_group(creator.pk), channel)
+    change = Change.of("inventory", ids=[product.pk])
+    change.merge(Change.of("inventory"))  # a resync's mark, say, coalesced with an order's
+
+    dashboard_push(creator_id=creator.pk, change=change)
+
+    message = _received(channel)
+    assert "inventory-table" in message["fragments"] and "inventory-table" not in message["rows"]
+    assert "Whole serum" in message["fragments"]["inventory-table"]
+
+
+def test_an_order_publish_reads_the_same_statements_whatever_the_catalogue_and_history(
+    creator, shop, make_product, place_order, django_capture_on_commit_callbacks
+):
+    hot = make_product(creator, stock=10_000, name="Hot serum")
+
+    def publish_statements() -> int:
+        order = place_order(shop, hot)
+        change = Change.of("orders", ids=[order.pk])
+        change.add(["inventory"], ids=[hot.pk])
+        change.add(["sync"])
+        with CaptureQueriesContext(connection) as queries:
+            changes_publish(creator.pk, change)
+        return len(queries)
+
+    small = publish_statements()
+    for number in range(30):
+        place_order(shop, make_product(creator, stock=5 + number, reorder_point=10))
+    assert publish_statements() == small

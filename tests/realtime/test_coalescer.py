@@ -8,6 +8,7 @@ import uuid
 
 import pytest
 
+from creatorflow.changes import Change
 from realtime.runtime import Coalescer, PublishSlots
 
 INTERVAL = 0.1
@@ -21,11 +22,11 @@ class Recorder:
         self.slow = slow or {}
         self.lock = threading.Lock()
 
-    def __call__(self, creator_id: int, topics: set[str]) -> None:
+    def __call__(self, creator_id: int, change: Change) -> None:
         started = time.monotonic()
         time.sleep(self.slow.get(creator_id, 0))
         with self.lock:
-            self.calls.append((creator_id, started, frozenset(topics)))
+            self.calls.append((creator_id, started, frozenset(change.topics)))
 
     def of(self, creator_id: int) -> list[float]:
         with self.lock:
@@ -44,7 +45,7 @@ def burst(coalescers: list[Coalescer], creator_id: int, *, seconds: float) -> fl
     end = time.monotonic() + seconds
     n = 0
     while time.monotonic() < end:
-        coalescers[n % len(coalescers)].add(creator_id, {"orders"})
+        coalescers[n % len(coalescers)].add(creator_id, Change.of("orders"))
         n += 1
         time.sleep(0.005)
     return time.monotonic()
@@ -54,7 +55,7 @@ def test_the_first_change_is_published_at_once_and_a_burst_at_most_once_per_inte
     recorder = Recorder()
     coalescer = Coalescer(INTERVAL, recorder)
     added = time.monotonic()
-    coalescer.add(1, {"orders"})
+    coalescer.add(1, Change.of("orders"))
     wait_for(lambda: recorder.of(1))
     assert recorder.of(1)[0] - added < INTERVAL / 2  # leading edge
 
@@ -69,10 +70,10 @@ def test_the_first_change_is_published_at_once_and_a_burst_at_most_once_per_inte
 def test_a_slow_creator_does_not_hold_up_another():
     recorder = Recorder(slow={1: 1.0})
     coalescer = Coalescer(INTERVAL, recorder, workers=4)
-    coalescer.add(1, {"orders"})
+    coalescer.add(1, Change.of("orders"))
     time.sleep(0.05)
     added = time.monotonic()
-    coalescer.add(2, {"orders"})
+    coalescer.add(2, Change.of("orders"))
     wait_for(lambda: recorder.of(2))
     assert recorder.of(2)[0] - added < 0.5
     wait_for(lambda: recorder.of(1), seconds=5)

@@ -12,16 +12,12 @@ from inventory.services.catalogue import warehouse_get_or_create
 from inventory.services.stock import stock_restock
 from realtime.fragments import FRAGMENT_NAMES
 
+from ..sockets import fragment_id, is_rows_frame
 from .conftest import websocket_open
 
 pytestmark = [pytest.mark.django_db(transaction=True)]
 
 DEADLINE_SECONDS = 10
-
-
-def fragment_id(frame: str) -> str:
-    """Return the id of a frame's root element (each frame is one fragment)."""
-    return re.match(r'\s*<[a-z]+ id="([a-z-]+)"', frame).group(1)
 
 
 async def receive_until(communicator, predicate, *, deadline: float = DEADLINE_SECONDS) -> list[str]:
@@ -128,6 +124,11 @@ async def test_committed_order_pushes_the_changed_fragments(creator, shop, make_
 
         frames = await receive_until(communicator, pushed)
         assert "sync-operations" not in {fragment_id(frame) for frame in frames}
+        # The order's row and its product's row, on their own: never the whole tables.
+        for name in ("inventory-table", "recent-orders"):
+            assert all(is_rows_frame(frame) for frame in frames if fragment_id(frame) == name), name
+        orders_frame = latest(frames, "recent-orders")
+        assert orders_frame.count("<tr ") == 1 and f'id="order-{order.pk}"' in orders_frame
     finally:
         await communicator.disconnect()
 

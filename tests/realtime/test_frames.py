@@ -38,9 +38,13 @@ def browser():
     return Browser()
 
 
+def wrap_rows(name: str, rows: list[str]) -> str:
+    return f"{name}: " + " ".join(rows)
+
+
 @pytest.fixture
 def pacer(browser):
-    pacer = FramePacer(send=browser.send, render=browser.render, interval=INTERVAL)
+    pacer = FramePacer(send=browser.send, render=browser.render, interval=INTERVAL, wrap_rows=wrap_rows)
     yield pacer
     pacer.close()
 
@@ -97,6 +101,48 @@ async def test_close_cancels_pending_frames(pacer, browser):
     await pacer.offer("orders-chart", "pending", stamp=2.0)
     pacer.close()
     assert await _nothing_more(browser, count=1)
+
+
+# --- rows pushed on their own ------------------------------------------------------------------
+
+
+async def test_rows_of_a_burst_go_out_together_newest_state_of_each_and_none_lost(pacer, browser):
+    await pacer.offer_rows("recent-orders", {"order-1": "o1 v1"}, stamp=1.0)
+    await pacer.offer_rows("recent-orders", {"order-2": "o2 v1"}, stamp=2.0)
+    await pacer.offer_rows("recent-orders", {"order-1": "o1 v2", "order-3": "o3 v1"}, stamp=3.0)
+    await pacer.offer_rows("recent-orders", {"order-3": "o3 older"}, stamp=2.5)
+
+    assert browser.frames == ["recent-orders: o1 v1"]
+    await browser.wait_for(2)
+    assert browser.frames[1] == "recent-orders: o2 v1 o1 v2 o3 v1"
+    assert await _nothing_more(browser, count=2)
+
+
+async def test_a_row_older_than_a_whole_render_sent_is_dropped(pacer, browser):
+    await pacer.offer("inventory-table", "table at 5", stamp=5.0)
+    await pacer.offer_rows("inventory-table", {"product-1": "row at 4"}, stamp=4.0)
+    await pacer.offer_rows("inventory-table", {"product-2": "row at 6"}, stamp=6.0)
+
+    assert browser.frames == ["table at 5", "inventory-table: row at 6"]
+
+
+async def test_rows_wait_behind_a_pending_whole_render_of_their_fragment(pacer, browser):
+    await pacer.offer("recent-orders", "list 1", stamp=1.0)
+    await pacer.offer("recent-orders", "list 2", stamp=2.0)  # pending: paced
+    await pacer.offer_rows("recent-orders", {"order-9": "row at 3"}, stamp=3.0)
+    await pacer.offer_rows("recent-orders", {"order-8": "row at 1.5"}, stamp=1.5)
+
+    assert browser.frames == ["list 1"]
+    await browser.wait_for(3)
+    # The list's render first, then what is newer than it: never a row under an older list.
+    assert browser.frames == ["list 1", "list 2", "recent-orders: row at 3"]
+
+
+async def test_a_whole_render_older_than_a_row_sent_is_rendered_afresh(pacer, browser):
+    await pacer.offer_rows("alert-list", {"alert-1": "row at 5"}, stamp=5.0)
+    await pacer.send_now({"alert-list": "snapshot begun at 4"}, stamp=4.0)
+
+    assert browser.frames == ["alert-list: row at 5", "<div id='alert-list'>rendered here 1</div>"]
 
 
 async def _nothing_more(browser: Browser, *, count: int) -> bool:
