@@ -48,8 +48,9 @@ from ingest import database_recreate, database_url  # noqa: E402 - the scratch-d
 PRODUCTS_PER_CREATOR = 5
 STOCK = 1_000_000
 APP_KEY, APP_SECRET = "bench-app-key", "bench-app-secret"
-ORDER_ROW = re.compile(r'data-order-id="([^"]+)" data-status="[^"]*"\s+data-updated-at="([0-9.]+)"')
-RECENT_ORDERS_PREFIX = '<section id="recent-orders"'
+ORDER_ROW = re.compile(r'data-order-id="([^"]+)"[^>]*?\sdata-updated-at="([0-9.]+)"')
+# Recent orders arrive whole (the snapshot) or as rows appended to their list (a push).
+RECENT_ORDERS_PREFIXES = ('<section id="recent-orders"', '<tbody hx-swap-oob="beforeend:#recent-orders-rows"')
 
 
 # --- environment and data ----------------------------------------------------------------------
@@ -248,7 +249,7 @@ class Client:
             async for message in socket:
                 received = time.time()
                 self.frames += 1
-                if message.lstrip().startswith(RECENT_ORDERS_PREFIX):
+                if message.lstrip().startswith(RECENT_ORDERS_PREFIXES):
                     for order_id, updated_at in ORDER_ROW.findall(message):
                         if order_id not in self.seen:
                             self.seen.add(order_id)
@@ -428,6 +429,12 @@ async def run(args, env: dict[str, str], creators: list[dict]) -> dict:
         if order_id in sent_at
     ]
     missed = sum(len(expected[client.creator] - client.seen) for client in clients)
+    # Commit-to-frame by when the order committed, in 5 s slices: a warm-up or a backlog shows here.
+    first_commit = min((updated for client in clients for _, updated, _ in client.samples), default=0.0)
+    slices: dict[int, list[float]] = {}
+    for client in clients:
+        for _, updated, received in client.samples:
+            slices.setdefault(int((updated - first_commit) // 5) * 5, []).append((received - updated) * 1000)
     return {
         "config": {
             "creators": args.creators,
@@ -450,6 +457,7 @@ async def run(args, env: dict[str, str], creators: list[dict]) -> dict:
         },
         "commit_to_frame_ms": summary(commit_to_frame),
         "send_to_frame_ms": summary(send_to_frame),
+        "commit_to_frame_ms_by_5s": {str(start): summary(values) for start, values in sorted(slices.items())},
         "frames_per_client_per_second": round(frames_during / len(clients) / max(elapsed, 0.001), 2),
         "clients_disconnected": sum(client.disconnects for client in clients),
         "connect": {

@@ -12,8 +12,9 @@ def health_record(
     """Write a SystemHealth measurement and mark the dashboards it concerns as changed.
 
     A creator's record concerns that creator. A process-wide one (database, channel layer, a
-    server's monitor) concerns every creator, but only when it changes that component's status:
-    the monitor reports every 30 s.
+    server's monitor) concerns every creator, but only when it changes that component's status
+    (a component's first record changes it only when it is not nominal): the monitor reports
+    every 30 s.
     """
     previous = None
     if creator_id is None:
@@ -32,7 +33,9 @@ def health_record(
     )
     if creator_id is not None:
         changes_mark(creator_id, SYSTEM)
-    elif previous != record.status:
+    elif (previous or SystemHealth.Status.NOMINAL) != record.status:
+        # A component never heard of counted as nominal: a new server process's first report
+        # changes no dashboard, and must not make every creator publish at once.
         for each_creator_id in get_user_model().objects.values_list("pk", flat=True):
             changes_mark(each_creator_id, SYSTEM)
     return record

@@ -10,6 +10,7 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
 from creatorflow.changes import Change
+from creatorflow.health import health_record
 from realtime.broadcast import FRAGMENTS_EVENT, creator_group, dashboard_push
 from realtime.publisher import changes_publish
 
@@ -137,3 +138,28 @@ def test_an_order_publish_reads_the_same_statements_whatever_the_catalogue_and_h
     for number in range(30):
         place_order(shop, make_product(creator, stock=5 + number, reorder_point=10))
     assert publish_statements() == small
+
+
+def test_a_process_wide_status_reaches_every_dashboard_only_when_it_changes(creator, make_creator, django_capture_on_commit_callbacks):
+    with django_capture_on_commit_callbacks(execute=True):  # the creators' own pushes, before anyone listens
+        bob = make_creator("bob")
+    layer = get_channel_layer()
+    channel = async_to_sync(layer.new_channel)()
+    for each in (creator, bob):
+        async_to_sync(layer.group_add)(creator_group(each.pk), channel)
+
+    def pushed() -> list[dict]:
+        messages = []
+        while True:
+            try:
+                messages.append(async_to_sync(asyncio.wait_for)(layer.receive(channel), 0.3))
+            except asyncio.TimeoutError:
+                return messages
+
+    with django_capture_on_commit_callbacks(execute=True):
+        health_record(component="realtime@host:1", status="nominal")  # a new server process's first report
+    assert pushed() == []
+    with django_capture_on_commit_callbacks(execute=True):
+        health_record(component="realtime@host:1", status="warning")
+    messages = pushed()
+    assert len(messages) == 2 and all(set(message["fragments"]) == {"metric-cards"} for message in messages)

@@ -112,14 +112,17 @@ def test_system_page_is_for_staff_and_lists_reporting_processes(client, creator,
 
 
 @pytest.mark.django_db
-def test_a_steady_process_report_does_not_refresh_every_dashboard(creator, django_capture_on_commit_callbacks):
+def test_a_process_report_refreshes_the_dashboards_only_when_its_status_changes(creator, django_capture_on_commit_callbacks):
     monitor = RealtimeMonitor()
     with django_capture_on_commit_callbacks() as first:
+        monitor.report()  # a new process, nominal: what every dashboard assumed of it already
+    monitor.backlog_exceeded(creator_id=creator.pk, backlog=1001)
+    with django_capture_on_commit_callbacks() as warning:
         monitor.report()
-    with django_capture_on_commit_callbacks() as second:
+    with django_capture_on_commit_callbacks() as steady:
         monitor.report()  # same status as the last report: nothing for dashboards to show
-    assert len(first) >= 1
-    assert second == []
+    assert first == [] and steady == []
+    assert len(warning) >= 1
 
 
 @pytest.mark.django_db(transaction=True)
