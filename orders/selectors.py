@@ -9,6 +9,7 @@ from django.conf import settings
 from django.core.paginator import Page, Paginator
 from django.db.models import Case, IntegerField, Prefetch, Value, When
 
+from creatorflow.reads import shared_read
 from inventory.models import Reservation
 
 from .events import OrderError
@@ -113,6 +114,10 @@ def sync_operations_recent(*, creator_id: int, limit: int = SYNC_OPERATIONS_LIMI
 
 def orders_currency(*, creator_id: int) -> str:
     """Name the seller's currency: the latest of their recent orders that carries one, else the default."""
+    return shared_read(("orders_currency", creator_id), lambda: _orders_currency(creator_id))
+
+
+def _orders_currency(creator_id: int) -> str:
     for currency in Order.objects.filter(creator_id=creator_id).order_by("-placed_at", "-pk").values_list(
         "currency", flat=True
     )[:CURRENCY_LOOKBACK]:

@@ -25,6 +25,7 @@ from inventory import selectors as inventory_selectors
 from inventory.models import Warehouse
 from orders import selectors as order_selectors
 from creatorflow.changes import ALERTS, INVENTORY, LIVE, ORDERS, Change
+from creatorflow.reads import reads_shared
 from orders.events import OrderError
 from orders.models import OrderStatus
 from orders.statuses import status_filter_parse
@@ -503,7 +504,7 @@ def fragments_render(
 ) -> dict[str, str]:
     """Render the named fragments for the creator, in the creator's time zone."""
     names = [name for name in FRAGMENT_NAMES if name in set(names)]
-    with timezone.override(selectors.creator_tz(creator_id)):
+    with reads_shared(), timezone.override(selectors.creator_tz(creator_id)):
         context = dashboard_context(creator_id=creator_id, filters=filters, names=names)
         return {name: render_to_string(f"{TEMPLATE}#{name}", context) for name in names}
 
@@ -559,7 +560,7 @@ _ROWS = {
 
 def push_render(*, creator_id: int, push: Push) -> tuple[dict[str, str], dict[str, dict[str, str]]]:
     """Render a push: its whole fragments (name → HTML) and its rows (fragment → row id → HTML)."""
-    with timezone.override(selectors.creator_tz(creator_id)):
+    with reads_shared(), timezone.override(selectors.creator_tz(creator_id)):
         names = [name for name in FRAGMENT_NAMES if name in set(push.fragments)]
         context = dashboard_context(creator_id=creator_id, names=names) if names else {}
         rendered = {name: render_to_string(f"{TEMPLATE}#{name}", context) for name in names}

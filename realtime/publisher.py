@@ -9,6 +9,7 @@ which merges a creator's changes while they wait.
 from django.conf import settings
 
 from creatorflow.changes import ALERTS, INVENTORY, ORDERS, SYNC, SYSTEM, Change
+from creatorflow.reads import reads_shared
 
 from . import broadcast, runtime, services
 
@@ -16,11 +17,15 @@ METRIC_TYPES_BY_TOPIC = {ORDERS: "orders", INVENTORY: "inventory", ALERTS: "inve
 
 
 def changes_publish(creator_id: int, change: Change) -> None:
-    """Recompute the metrics under the change's topics and push what changed to the creator."""
+    """Recompute the metrics under the change's topics and push what changed to the creator.
+
+    The creator's time zone, running LIVE and currency are read once for the whole publish.
+    """
     metric_types = {METRIC_TYPES_BY_TOPIC[topic] for topic in change.topics if topic in METRIC_TYPES_BY_TOPIC}
-    if metric_types:  # a LIVE's start or end changes no metric
-        services.metrics_recompute(creator_id=creator_id, metric_types=metric_types)
-    broadcast.dashboard_push(creator_id=creator_id, change=change)
+    with reads_shared():
+        if metric_types:  # a LIVE's start or end changes no metric
+            services.metrics_recompute(creator_id=creator_id, metric_types=metric_types)
+        broadcast.dashboard_push(creator_id=creator_id, change=change)
 
 
 def changes_published(creator_id: int, change: Change) -> None:

@@ -11,6 +11,7 @@ from django.db.models import Count, F, Max, Q, Sum
 from django.utils import timezone
 
 from creatorflow.models import SystemHealth
+from creatorflow.reads import shared_read
 from inventory.levels import stock_is_low
 from inventory.models import InventoryAlert, Product
 from orders.models import Order, OrderItem, OrderStatsBucket, OrderStatus, OrderTotals, SyncOperation
@@ -24,7 +25,10 @@ PROCESSING_WINDOW = timedelta(days=7)
 
 
 def creator_tz(creator_id: int) -> zoneinfo.ZoneInfo:
-    return zoneinfo.ZoneInfo(get_user_model().objects.values_list("timezone", flat=True).get(pk=creator_id))
+    return shared_read(
+        ("creator_tz", creator_id),
+        lambda: zoneinfo.ZoneInfo(get_user_model().objects.values_list("timezone", flat=True).get(pk=creator_id)),
+    )
 
 
 def today_bounds(*, tz: zoneinfo.ZoneInfo, now: datetime) -> tuple[datetime, datetime]:

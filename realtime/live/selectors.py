@@ -12,6 +12,7 @@ from decimal import Decimal
 from django.db.models import Sum
 from django.utils import timezone
 
+from creatorflow.reads import shared_read
 from inventory import selectors as inventory_selectors
 from inventory.models import Product, ProductSalesMinute
 from orders.models import OrderMinute
@@ -62,7 +63,9 @@ def _minutes(session: LiveSession, now: datetime) -> tuple[datetime, datetime]:
 
 def live_running(*, creator_id: int) -> LiveSession | None:
     """Return the creator's running LIVE session, if one runs."""
-    return LiveSession.objects.filter(creator_id=creator_id, ended_at__isnull=True).first()
+    return shared_read(
+        ("live_running", creator_id), lambda: LiveSession.objects.filter(creator_id=creator_id, ended_at__isnull=True).first()
+    )
 
 
 def live_ended(*, creator_id: int, limit: int = RECENT_LIMIT) -> list[LiveSession]:
