@@ -163,3 +163,22 @@ def test_a_process_wide_status_reaches_every_dashboard_only_when_it_changes(crea
         health_record(component="realtime@host:1", status="warning")
     messages = pushed()
     assert len(messages) == 2 and all(set(message["fragments"]) == {"metric-cards"} for message in messages)
+
+
+def test_a_publish_reads_the_time_zone_live_session_and_currency_once(
+    creator, shop, make_product, place_order, django_capture_on_commit_callbacks
+):
+    from realtime.live.services import live_start
+
+    hot = make_product(creator, stock=100, name="Shared serum")
+    live_start(creator_id=creator.pk, title="Shared reads")
+    order = place_order(shop, hot)  # no currency on the order: the rows ask for the seller's
+    change = Change.of("orders", ids=[order.pk])
+    change.add(["inventory"], ids=[hot.pk])
+    change.add(["sync"])
+    with CaptureQueriesContext(connection) as queries:
+        changes_publish(creator.pk, change)
+    statements = [query["sql"] for query in queries.captured_queries]
+    assert sum('"timezone"' in sql and "accounts_creator" in sql for sql in statements) == 1
+    assert sum("ended_at" in sql and "IS NULL" in sql for sql in statements) == 1  # the running LIVE
+    assert sum(sql.startswith('SELECT "orders_order"."currency" AS') for sql in statements) == 1
