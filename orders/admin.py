@@ -12,7 +12,9 @@ from creatorflow.admin_base import ViewOnlyAdmin, ViewOnlyInline
 from inventory.models import Reservation
 
 from . import inbox
+from .events import OrderError
 from .models import Order, OrderItem, ShopConnection, SyncOperation, WebhookEvent
+from .shops import currency_parse
 
 
 @admin.register(WebhookEvent)
@@ -76,7 +78,14 @@ class ShopConnectionForm(forms.ModelForm):
         model = ShopConnection
         fields = [
             "creator", "shop_id", "app_key", "app_secret", "access_token", "shop_cipher", "api_base_url", "stock_write_back",
+            "currency",
         ]
+
+    def clean_currency(self) -> str:
+        try:
+            return currency_parse(self.cleaned_data["currency"])
+        except OrderError as error:
+            raise forms.ValidationError(str(error)) from error
 
     def clean_app_secret(self) -> str:
         secret = self.cleaned_data["app_secret"]
@@ -91,7 +100,7 @@ class ShopConnectionForm(forms.ModelForm):
 @admin.register(ShopConnection)
 class ShopConnectionAdmin(admin.ModelAdmin):
     form = ShopConnectionForm
-    list_display = ["shop_id", "creator", "app_key", "api_base_url", "stock_write_back", "created_at"]
+    list_display = ["shop_id", "creator", "app_key", "api_base_url", "currency", "stock_write_back", "created_at"]
     search_fields = ["shop_id", "creator__username"]
     list_filter = ["creator", "stock_write_back"]
 

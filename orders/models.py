@@ -19,6 +19,9 @@ class ShopConnection(models.Model):
         default=False,
         help_text="After a product's available stock changes, set it on TikTok (products with one TikTok SKU).",
     )
+    currency = models.CharField(
+        max_length=3, blank=True, help_text="ISO 4217 code shown on this shop's amounts when an order carries none, e.g. USD."
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

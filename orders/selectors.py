@@ -35,7 +35,7 @@ def _orders(creator_id: int, *, status: str | None, flag: str | None, search: st
         orders = orders.filter(flags__icontains=f'"{flag}"')
     if search:
         orders = orders.filter(external_id__icontains=search)
-    return orders.order_by("-placed_at", "-pk").prefetch_related(
+    return orders.select_related("shop").order_by("-placed_at", "-pk").prefetch_related(
         Prefetch("items", queryset=OrderItem.objects.select_related("product").order_by("pk"))
     )
 
@@ -113,7 +113,8 @@ def sync_operations_recent(*, creator_id: int, limit: int = SYNC_OPERATIONS_LIMI
 
 
 def orders_currency(*, creator_id: int) -> str:
-    """Name the seller's currency: the latest of their recent orders that carries one, else the default."""
+    """Name the seller's currency: the latest of their recent orders that carries one, else their
+    first shop's that has one set, else the default."""
     return shared_read(("orders_currency", creator_id), lambda: _orders_currency(creator_id))
 
 
@@ -123,7 +124,8 @@ def _orders_currency(creator_id: int) -> str:
     )[:CURRENCY_LOOKBACK]:
         if currency:
             return currency
-    return settings.CREATORFLOW["CURRENCY"]
+    shop_currency = ShopConnection.objects.filter(creator_id=creator_id).exclude(currency="").values_list("currency", flat=True).first()
+    return shop_currency or settings.CREATORFLOW["CURRENCY"]
 
 
 def shop_ids(*, creator_id: int) -> list[str]:

@@ -28,6 +28,14 @@ def api_base_url_problem(url: str) -> str | None:
     return None
 
 
+def currency_parse(value: str | None) -> str:
+    """Return an ISO 4217 currency code in capitals ("" for none); raise OrderError for anything else."""
+    code = (value or "").strip().upper()
+    if code and not (len(code) == 3 and code.isascii() and code.isalpha()):
+        raise OrderError(f"Currency must be a three-letter ISO 4217 code such as USD or EUR, got {value!r}.")
+    return code
+
+
 def shop_api_problem(shop: ShopConnection) -> str | None:
     """Say why a resync of ``shop`` cannot start (no access token, bad base URL), or None."""
     if not shop.access_token:
@@ -51,6 +59,7 @@ def shop_connect(
     api_base_url: str | None = None,
     access_token: str | None = None,
     stock_write_back: bool | None = None,
+    currency: str | None = None,
     no_login: bool = False,
 ) -> tuple[ShopConnection, bool]:
     """Create or update a creator and their shop connection; return (shop, created).
@@ -62,6 +71,7 @@ def shop_connect(
             raise OrderError(f"{name} must not be empty.")
     if api_base_url and (problem := api_base_url_problem(api_base_url)):
         raise OrderError(problem)
+    currency = None if currency is None else currency_parse(currency)
     if not password and not no_login and not get_user_model().objects.filter(username=username).exists():
         raise OrderError(
             f"Creator {username} is new and has no password, so they could not log in: give --password, "
@@ -81,6 +91,8 @@ def shop_connect(
         fields["access_token"] = access_token
     if stock_write_back is not None:
         fields["stock_write_back"] = stock_write_back
+    if currency is not None:
+        fields["currency"] = currency
     if shop is None:
         return ShopConnection.objects.create(creator=creator, shop_id=shop_id, **fields), True
     for field, value in fields.items():

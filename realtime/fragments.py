@@ -401,7 +401,7 @@ class OrderRow:
             placed_day=f"{placed:%b} {placed.day}",
             items=tuple(f"{item.quantity} × {item.product.name}" for item in order.items.all()),
             total=f"{order.total_amount:,.2f}",
-            currency=order.currency,
+            currency=order.currency or order.shop.currency,  # blank still: the seller's, at render
             updated_stamp=f"{order.updated_at.timestamp():.6f}",
             sort_key=_sort_key(order.placed_at.astimezone(UTC).strftime("%Y%m%d%H%M%S%f"), order.pk),
         )
@@ -520,11 +520,9 @@ ROW_TEMPLATES = {
 
 def _rows_recent_orders(creator_id: int, order_ids: set[int], now: datetime) -> list[tuple[str, dict]]:
     tz = timezone.get_current_timezone()
-    orders = order_selectors.orders_with_ids(creator_id=creator_id, order_ids=order_ids)
-    currency = ""
-    if any(not order.currency for order in orders):
-        currency = order_selectors.orders_currency(creator_id=creator_id)
-    return [(f"order-{order.pk}", {"row": OrderRow.of(order, tz), "currency": currency}) for order in orders]
+    rows = [OrderRow.of(order, tz) for order in order_selectors.orders_with_ids(creator_id=creator_id, order_ids=order_ids)]
+    currency = order_selectors.orders_currency(creator_id=creator_id) if any(not row.currency for row in rows) else ""
+    return [(f"order-{row.pk}", {"row": row, "currency": currency}) for row in rows]
 
 
 def _rows_inventory_table(creator_id: int, product_ids: set[int], now: datetime) -> list[tuple[str, dict]]:

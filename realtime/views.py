@@ -178,7 +178,7 @@ def order_detail(request, order_pk: int):
                 "row": fragments.OrderRow.of(order, timezone.get_current_timezone()),
                 "reservations": order_selectors.order_reservations(order=order),
                 "events": order_selectors.order_webhook_events(order=order),
-                "currency": order.currency or order_selectors.orders_currency(creator_id=creator_id),
+                "currency": order.currency or order.shop.currency or order_selectors.orders_currency(creator_id=creator_id),
             },
         )
 

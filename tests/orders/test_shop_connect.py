@@ -70,3 +70,12 @@ def test_shop_connect_refuses_an_api_base_url_that_is_not_an_http_url(url):
         connect("maya", "--shop-id", "S1", "--app-key", "K", "--app-secret", "s", "--password", "pw-12345",
                 "--api-base-url", url)
     assert not ShopConnection.objects.exists()
+
+
+def test_shop_connect_sets_the_shops_currency_and_refuses_one_that_is_not_a_code():
+    connect("maya", "--shop-id", "S1", "--app-key", "K", "--app-secret", "s", "--no-login", "--currency", " eur ")
+    assert ShopConnection.objects.get().currency == "EUR"
+    with pytest.raises(CommandError, match="three-letter ISO 4217 code"):
+        connect("maya", "--shop-id", "S1", "--app-key", "K2", "--app-secret", "s", "--currency", "euro")
+    shop = ShopConnection.objects.get()
+    assert (shop.currency, shop.app_key) == ("EUR", "K")  # nothing changed

@@ -84,3 +84,36 @@ def test_onboarding_goes_once_the_shop_has_products(client, creator, shop, make_
     make_product(creator, stock=1)
 
     assert 'id="onboarding"' not in client.get("/").content.decode()
+
+
+def _card_sub(html: str, card_id: str) -> str:
+    card = html.split(f'id="{card_id}"')[1].split("</article>")[0]
+    return " ".join(card.split('class="card-sub">')[1].split("</p>")[0].replace("</a>", "").split(">")[-1].split())
+
+
+def test_each_card_sub_line_counts_one_thing(creator, shop, make_product, place_order):
+    scarce = make_product(creator, stock=1, reorder_point=10)
+    plenty = make_product(creator, stock=100, reorder_point=10)
+    place_order(shop, plenty, quantity=1)
+    place_order(shop, scarce, quantity=5)  # 1 in stock: short, all five units
+    place_order(shop, plenty, quantity=2)
+
+    html = _render(creator, fragments.METRIC_CARDS)
+
+    assert _card_sub(html, "card-today-orders") == "3 orders in total"
+    assert _card_sub(html, "card-short-orders") == "5 units not in stock"
+    assert _card_sub(html, "card-low-stock") == "of 2 products"  # products, not alerts
+
+
+def test_an_amount_without_a_currency_shows_its_shops(creator, shop, make_product, place_order):
+    shop.currency = "EUR"
+    shop.save()
+    product = make_product(creator, stock=10)
+    plain = place_order(shop, product)  # the seller's own webhook shape carries no currency
+
+    orders = _render(creator, fragments.RECENT_ORDERS)
+    cards = _render(creator, fragments.METRIC_CARDS)
+
+    row = orders.split(f'id="order-{plain.pk}"')[1].split("</tr>")[0]
+    assert '<span class="cell-sub-inline">EUR</span>' in row
+    assert 'data-metric="orders.gmv_today">10.00 <span class="currency">EUR</span>' in cards

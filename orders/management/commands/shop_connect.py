@@ -24,6 +24,7 @@ class Command(BaseCommand):
             "--stock-write-back", action=BooleanOptionalAction, default=None,
             help="Set each product's available stock on TikTok after it changes (off unless given).",
         )
+        parser.add_argument("--currency", help="The shop's currency (ISO 4217, e.g. USD), shown when an order carries none.")
         parser.add_argument(
             "--no-login", action="store_true", help="Create a new creator without a password (no login until one is set)."
         )
@@ -40,6 +41,7 @@ class Command(BaseCommand):
                 api_base_url=options["api_base_url"],
                 access_token=options["access_token"],
                 stock_write_back=options["stock_write_back"],
+                currency=options["currency"],
                 no_login=options["no_login"],
             )
         except OrderError as error:
