@@ -46,7 +46,7 @@ sys.path.insert(0, str(ROOT / "bench"))
 from ingest import database_recreate, database_url  # noqa: E402 - the scratch-database helpers of the ingest benchmark
 
 PRODUCTS_PER_CREATOR = 5
-STOCK = 1_000_000
+STOCK = 1_000_000  # units per product unless --stock says otherwise (a flash sale's few)
 APP_KEY, APP_SECRET = "bench-app-key", "bench-app-secret"
 ORDER_ROW = re.compile(r'data-order-id="([^"]+)"[^>]*?\sdata-updated-at="([0-9.]+)"')
 # Recent orders arrive whole (the snapshot) or as rows appended to their list (a push).
@@ -112,7 +112,7 @@ def seed(args) -> list[dict]:
             product, _ = product_upsert(
                 creator_id=user.pk, external_id=f"B{number}-{index}", name=f"Bench item {index}", sku=f"SKU-{index}"
             )
-            stock_restock(product=product, quantity=STOCK, reference="bench")
+            stock_restock(product=product, quantity=args.stock, reference="bench")
             products.append(product.external_id)
         session = SessionStore()
         session[SESSION_KEY] = str(user.pk)
@@ -130,6 +130,28 @@ def seed(args) -> list[dict]:
 
     connections.close_all()
     return creators
+
+
+def stock_check(args) -> dict:
+    """After the run: orders kept, units reserved against units stocked, and any unit sold twice."""
+    from django.db import connections  # noqa: PLC0415
+    from django.db.models import Sum  # noqa: PLC0415
+
+    from inventory.models import Stock  # noqa: PLC0415
+    from orders.models import Order  # noqa: PLC0415
+
+    rows = list(Stock.objects.values_list("on_hand", "reserved", "available"))
+    flags = list(Order.objects.values_list("flags", flat=True))
+    figures = {
+        "units_stocked": args.stock * PRODUCTS_PER_CREATOR * args.creators,
+        "units_reserved": Stock.objects.aggregate(total=Sum("reserved"))["total"] or 0,
+        # Reserved beyond what is on hand, or available below zero: a unit promised twice.
+        "oversold_units": sum(max(0, reserved - on_hand, -available) for on_hand, reserved, available in rows),
+        "orders": len(flags),
+        "orders_short": sum(Order.Flag.INSUFFICIENT_STOCK in order_flags for order_flags in flags),
+    }
+    connections.close_all()
+    return figures
 
 
 # --- servers -----------------------------------------------------------------------------------
@@ -490,6 +512,7 @@ def main() -> None:
     parser.add_argument("--database", default="cf_bench_push", help="scratch PostgreSQL database (recreated)")
     parser.add_argument("--publish-coalesce", type=float, default=None, help="CREATORFLOW_PUBLISH_COALESCE for the servers")
     parser.add_argument("--label", default="", help="name for the results file")
+    parser.add_argument("--stock", type=int, default=STOCK, help="units of each product (a flash sale: few)")
     args = parser.parse_args()
     if args.duration * args.rate > 100_000:
         raise SystemExit("bounded run: at most 100,000 webhooks")
@@ -499,6 +522,7 @@ def main() -> None:
     print(f"seeding {args.creators} creators …", flush=True)
     creators = seed(args)
     result = asyncio.run(run(args, env, creators))
+    result["stock"] = stock_check(args)
     out = ROOT / "bench" / "results"
     out.mkdir(parents=True, exist_ok=True)
     name = f"push_latency{'-' + args.label if args.label else ''}-{time.strftime('%Y%m%d-%H%M%S')}.json"

@@ -9,6 +9,8 @@ Scenarios (each script's docstring says what it measures):
   paced at 300/s, and the bare-Django floor; 1 k and 1 M orders of history;
 * original: ``bench/original/run.py`` — the original design's SQL through pgbench, same history sizes;
 * push: ``bench/push_latency.py`` — commit→frame at 1,000 dashboard websockets during webhooks;
+* flash: ``bench/push_latency.py`` for one creator's flash sale — 10 tabs, 5 hot SKUs of 2,000 units,
+  500 webhooks/s offered for 60 s: lag to every tab, orders kept, oversold units (must be 0);
 * publish: ``bench/publish_cost.py`` — one publish piece by piece (metrics, each fragment, the send).
 
 Benchmarks share the machine with nothing else: a lock file keeps two from running at once.
@@ -32,6 +34,8 @@ FULL = {
     "original": ["bench/original/run.py", "--history", "1000,1000000", "--seconds", "20", "--clients", "1"],
     "push": ["bench/push_latency.py", "--creators", "100", "--clients-per-creator", "10", "--rate", "300",
              "--duration", "30", "--servers", "2"],
+    "flash": ["bench/push_latency.py", "--creators", "1", "--clients-per-creator", "10", "--rate", "500",
+              "--duration", "60", "--servers", "2", "--stock", "2000", "--label", "flash-sale"],
     "publish": ["bench/publish_cost.py", "--orders", "1000", "--products", "25", "--repeat", "60", "--no-live"],
 }
 QUICK = {
@@ -39,6 +43,8 @@ QUICK = {
     "original": ["bench/original/run.py", "--quick"],
     "push": ["bench/push_latency.py", "--creators", "4", "--clients-per-creator", "2", "--rate", "20",
              "--duration", "3", "--servers", "2", "--drain", "20", "--label", "quick"],
+    "flash": ["bench/push_latency.py", "--creators", "1", "--clients-per-creator", "3", "--rate", "60",
+              "--duration", "3", "--servers", "2", "--stock", "20", "--drain", "20", "--label", "flash-quick"],
     "publish": ["bench/publish_cost.py", "--orders", "40", "--products", "5", "--repeat", "3"],
 }
 
@@ -46,7 +52,7 @@ QUICK = {
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="a short run of every scenario")
-    parser.add_argument("--only", help="comma-separated scenarios (ingest, original, push, publish)")
+    parser.add_argument("--only", help="comma-separated scenarios (ingest, original, push, flash, publish)")
     args = parser.parse_args()
     missing = [name for name in ("DATABASE_URL", "REDIS_URL") if not os.environ.get(name)]
     if missing or not os.environ["DATABASE_URL"].startswith(("postgres://", "postgresql://")):
@@ -68,7 +74,7 @@ def main() -> int:
         fcntl.flock(lock, fcntl.LOCK_EX)  # never two benchmarks at once on this machine
         for name in names:
             command = [sys.executable, *plan[name]]
-            if name != "push":  # push_latency.py names its own results file
+            if name not in ("push", "flash"):  # push_latency.py names its own results file
                 command += ["--json", str(results / f"{name}-{'quick-' if args.quick else ''}{stamp}.json")]
             print(f"\n### {name}: {' '.join(command[1:])}  (load average {os.getloadavg()[0]:.2f})", flush=True)
             started = time.monotonic()

@@ -21,11 +21,11 @@ from django.urls import reverse
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
+from creatorflow.changes import ALERTS, INVENTORY, LIVE, ORDERS, Change
+from creatorflow.reads import reads_shared
 from inventory import selectors as inventory_selectors
 from inventory.models import Warehouse
 from orders import selectors as order_selectors
-from creatorflow.changes import ALERTS, INVENTORY, LIVE, ORDERS, Change
-from creatorflow.reads import reads_shared
 from orders.events import OrderError
 from orders.models import OrderStatus
 from orders.statuses import status_filter_parse
