@@ -120,15 +120,16 @@ class DashboardConsumer(AsyncWebsocketConsumer):
 
     async def dashboard_fragments(self, event):
         """Pass a broadcast's fragments and rows on, rendering here the fragments this connection filters."""
-        stamp = event["stamp"]
-        for name, html in event["fragments"].items():
-            await self.pacer.offer(name, RENDER_HERE if self.filters.differs_for(name) else html, stamp=stamp)
-        for name, rows in event.get("rows", {}).items():
+        whole: dict[str, str | None] = {
+            name: RENDER_HERE if self.filters.differs_for(name) else html for name, html in event["fragments"].items()
+        }
+        rows = {}
+        for name, states in event.get("rows", {}).items():
             if self.filters.differs_for(name):
-                # Which rows belong under this connection's filter, and where, only a render can tell.
-                await self.pacer.offer(name, RENDER_HERE, stamp=stamp)
+                whole[name] = RENDER_HERE  # which rows belong under this connection's filter, only a render can tell
             else:
-                await self.pacer.offer_rows(name, rows, stamp=stamp)
+                rows[name] = states
+        await self.pacer.offer_all(whole, rows, stamp=event["stamp"])
 
     async def _render_one(self, name: str) -> tuple[float, str]:
         stamp, rendered = await database_sync_to_async(_render_stamped)(self.creator_id, [name], self.filters)

@@ -6,10 +6,15 @@ per interval, keeps only the newest pending state, and never sends a state older
 already sent (states are ordered by ``stamp``: the time their render started, taken after the
 change it shows was committed).
 
-Rows pushed on their own (``offer_rows``) are gathered per fragment: every pending row, newest
-state of each, goes out in one frame at most once per interval. A row is never sent older than
-the last whole render of its fragment sent, and a whole render never goes out older than a row
-of it already sent (it is rendered afresh instead).
+Rows pushed on their own are gathered per fragment: every pending row, newest state of each,
+goes out at most once per interval. A row is never sent older than the last whole render of its
+fragment sent, and a whole render never goes out older than a row of it already sent (it is
+rendered afresh instead).
+
+Whole renders due at the same moment go out as one websocket frame (a broadcast's cards and
+chart together, a snapshot's fragments together: the htmx ws extension swaps every element of a
+frame). Each list's rows go in a frame of their own, right after: table rows parse only where a
+table may stand, so a frame's first element decides how the browser reads the rest.
 """
 
 import asyncio
@@ -25,6 +30,7 @@ logger = logging.getLogger("creatorflow.realtime")
 # Marks a pending fragment that this connection must render itself (it is filtered).
 RENDER_HERE = None
 ROWS = "#rows"  # the pacing key of a fragment's rows: "recent-orders#rows"
+SLACK = 0.1  # of an interval: states due this much later go out with the ones due now
 ROW_STAMPS_KEPT = 2000  # per fragment, the newest rows' sent stamps remembered (the rest are long superseded)
 
 
@@ -35,7 +41,7 @@ class _Pending:
 
 
 class FramePacer:
-    """Coalesce fragment frames for one websocket connection."""
+    """Coalesce the frames of one websocket connection."""
 
     def __init__(
         self,
@@ -47,24 +53,63 @@ class FramePacer:
         wrap_rows: Callable[[str, list[str]], str] = lambda name, rows: "".join(rows),
     ) -> None:
         self._send = send
-        self._wrap_rows = wrap_rows
-        self._on_backlog = on_backlog
-        self._in_flight = 0
         self._render = render
         self._interval = interval
-        self._sent_at: dict[str, float] = {}
-        self._sent_stamp: dict[str, float] = {}
-        self._pending: dict[str, _Pending] = {}
+        self._on_backlog = on_backlog
+        self._wrap_rows = wrap_rows
+        self._in_flight = 0
+        self._sent_at: dict[str, float] = {}  # pacing key → when its last state was sent (monotonic)
+        self._sent_stamp: dict[str, float] = {}  # fragment → stamp of the whole render sent last
+        self._pending: dict[str, _Pending] = {}  # fragment → newest whole state waiting
         self._rows: dict[str, dict[str, _Pending]] = {}  # fragment → row id → newest pending state
         self._row_stamps: dict[str, dict[str, float]] = {}  # fragment → row id → stamp sent
-        self._timers: dict[str, asyncio.Task] = {}
+        self._timer: asyncio.Task | None = None
+        self._timer_at = float("inf")
         self.frames_sent = 0
         self.frames_dropped = 0  # coalesced away or stale
 
     @property
     def backlog(self) -> int:
-        """Frames given to this connection and not yet written to it."""
+        """States given to this connection and not yet written to it."""
         return len(self._pending) + sum(map(len, self._rows.values())) + self._in_flight
+
+    # --- taking states ---------------------------------------------------------------------------
+
+    async def offer(self, name: str, html: str | None, *, stamp: float) -> None:
+        """Take a new state of fragment ``name`` (``RENDER_HERE``: render it at send time)."""
+        await self.offer_all({name: html}, {}, stamp=stamp)
+
+    async def offer_rows(self, name: str, rows: dict[str, str], *, stamp: float) -> None:
+        """Take new states of rows (row id → HTML) of fragment ``name``."""
+        await self.offer_all({}, {name: rows}, stamp=stamp)
+
+    async def offer_all(self, fragments: dict[str, str | None], rows: dict[str, dict[str, str]], *, stamp: float) -> None:
+        """Take a broadcast's whole fragments and rows; send at once, in one frame, whatever is due."""
+        for name, html in fragments.items():
+            self._take(name, html, stamp)
+        for name, states in rows.items():
+            self._take_rows(name, states, stamp)
+        await self._flush()
+        if self.backlog > BACKLOG_LIMIT and self._on_backlog is not None:
+            await self._on_backlog(self.backlog)
+
+    async def send_now(self, frames: dict[str, str], *, stamp: float) -> None:
+        """Send a snapshot at once, in one frame, superseding anything pending for its fragments."""
+        wholes, rows = [], []
+        for name, html in frames.items():
+            if self._is_stale(name, stamp):
+                continue
+            pending = self._pending.get(name)
+            if pending is not None and pending.stamp > stamp:
+                continue
+            self._pending.pop(name, None)
+            if (part := await self._whole(name, _Pending(stamp, html))) is not None:
+                wholes.append(part)
+        for name in frames:
+            if name in self._rows and (part := self._rows_part(name)) is not None:
+                rows.append(part)  # rows that waited behind these renders, if newer
+        await self._write(wholes, rows)
+        self._schedule()
 
     def _is_stale(self, name: str, stamp: float) -> bool:
         return stamp < self._sent_stamp.get(name, float("-inf"))
@@ -72,10 +117,22 @@ class FramePacer:
     def _row_is_stale(self, name: str, row_id: str, stamp: float) -> bool:
         return self._is_stale(name, stamp) or stamp < self._row_stamps.get(name, {}).get(row_id, float("-inf"))
 
-    async def offer_rows(self, name: str, rows: dict[str, str], *, stamp: float) -> None:
-        """Take new states of rows (row id → HTML) of fragment ``name``."""
+    def _take(self, name: str, html: str | None, stamp: float) -> None:
+        if self._is_stale(name, stamp):
+            self.frames_dropped += 1
+            MONITOR.frames_lost()
+            return
+        pending = self._pending.get(name)
+        if pending is not None:
+            self.frames_dropped += 1
+            MONITOR.frame_coalesced()
+            if stamp < pending.stamp:
+                return
+        self._pending[name] = _Pending(stamp, html)
+
+    def _take_rows(self, name: str, states: dict[str, str], stamp: float) -> None:
         pending = self._rows.setdefault(name, {})
-        for row_id, html in rows.items():
+        for row_id, html in states.items():
             if self._row_is_stale(name, row_id, stamp):
                 self.frames_dropped += 1
                 MONITOR.frames_lost()
@@ -89,95 +146,55 @@ class FramePacer:
             pending[row_id] = _Pending(stamp, html)
         if not pending:
             del self._rows[name]
-            return
-        key = name + ROWS
-        if key in self._timers or name in self._pending:
-            return  # already on their way, or riding behind the fragment's whole render
-        wait = self._sent_at.get(key, float("-inf")) + self._interval - time.monotonic()
-        if wait <= 0:
-            await self._deliver_rows(name)
-            return
-        self._timers[key] = asyncio.create_task(self._deliver_later(key, wait))
-        if self.backlog > BACKLOG_LIMIT and self._on_backlog is not None:
-            await self._on_backlog(self.backlog)
 
-    async def _deliver_rows(self, name: str) -> None:
-        rows = self._rows.pop(name, {})
-        fresh = {row_id: row for row_id, row in rows.items() if not self._row_is_stale(name, row_id, row.stamp)}
-        lost = len(rows) - len(fresh)
-        if lost:
-            self.frames_dropped += lost
-            MONITOR.frames_lost(lost)
-        if not fresh:
-            return
-        self._sent_at[name + ROWS] = time.monotonic()
-        sent = self._row_stamps.setdefault(name, {})
-        for row_id, row in fresh.items():
-            sent.pop(row_id, None)  # re-inserted: the dict stays in the order rows were last sent
-            sent[row_id] = row.stamp
-        while len(sent) > ROW_STAMPS_KEPT:
-            del sent[next(iter(sent))]
-        await self._write(self._wrap_rows(name, [row.html for row in fresh.values()]))
+    # --- sending ---------------------------------------------------------------------------------
 
-    async def offer(self, name: str, html: str | None, *, stamp: float) -> None:
-        """Take a new state of fragment ``name`` (``RENDER_HERE``: render it at send time)."""
-        if self._is_stale(name, stamp):
-            self.frames_dropped += 1
-            MONITOR.frames_lost()
-            return
-        pending = self._pending.get(name)
-        if pending is not None:
-            if stamp >= pending.stamp:
-                pending.stamp, pending.html = stamp, html
-            self.frames_dropped += 1
-            MONITOR.frame_coalesced()
-            return
-        wait = self._sent_at.get(name, float("-inf")) + self._interval - time.monotonic()
-        if wait <= 0:
-            await self._deliver(name, _Pending(stamp, html))
-            return
-        self._pending[name] = _Pending(stamp, html)
-        self._timers[name] = asyncio.create_task(self._deliver_later(name, wait))
-        if self.backlog > BACKLOG_LIMIT and self._on_backlog is not None:
-            await self._on_backlog(self.backlog)
+    def _due_at(self, key: str) -> float:
+        return self._sent_at.get(key, float("-inf")) + self._interval
 
-    async def send_now(self, frames: dict[str, str], *, stamp: float) -> None:
-        """Send a snapshot at once, superseding anything pending for its fragments."""
-        for name, html in frames.items():
-            if self._is_stale(name, stamp):
-                continue
-            pending = self._pending.get(name)
-            if pending is not None and pending.stamp > stamp:
-                continue
-            self._pending.pop(name, None)
-            timer = self._timers.pop(name, None)
-            if timer is not None:
-                timer.cancel()
-            await self._deliver(name, _Pending(stamp, html))
-
-    async def _deliver_later(self, name: str, wait: float) -> None:
-        try:
-            await asyncio.sleep(wait)
-            if name.endswith(ROWS):
-                await self._deliver_rows(name.removesuffix(ROWS))
-                return
+    async def _flush(self) -> None:
+        """Send, in one frame, every whole render and row set that is due (or nearly)."""
+        horizon = time.monotonic() + self._interval * SLACK
+        wholes, rows, renewed = [], [], set()
+        for name in [name for name in self._pending if self._due_at(name) <= horizon]:
             pending = self._pending.pop(name, None)
-            if pending is not None:
-                await self._deliver(name, pending)
+            if pending is not None and (part := await self._whole(name, pending)) is not None:
+                wholes.append(part)
+                renewed.add(name)
+        for name in list(self._rows):
+            if name in self._pending:
+                continue  # rows wait behind their list's render
+            if (name in renewed or self._due_at(name + ROWS) <= horizon) and (part := self._rows_part(name)) is not None:
+                rows.append(part)
+        await self._write(wholes, rows)
+        self._schedule()
+
+    def _schedule(self) -> None:
+        """Wake up when the next pending state is due."""
+        due = [self._due_at(name) for name in self._pending]
+        due += [self._due_at(name + ROWS) for name in self._rows if name not in self._pending]
+        if not due:
+            return
+        at = min(due)
+        if self._timer is not None and self._timer_at <= at:
+            return
+        if self._timer is not None:
+            self._timer.cancel()
+        self._timer_at = at
+        self._timer = asyncio.create_task(self._flush_at(at))
+
+    async def _flush_at(self, at: float) -> None:
+        try:
+            await asyncio.sleep(max(0.0, at - time.monotonic()))
+            self._timer, self._timer_at = None, float("inf")  # from here on, nothing may cancel this flush
+            await self._flush()
         except asyncio.CancelledError:
             raise
         except Exception:
-            logger.exception("dashboard frame for %s could not be sent", name)
-        finally:
-            if self._timers.get(name) is asyncio.current_task():
-                del self._timers[name]
+            logger.exception("dashboard frame could not be sent")
 
-    async def _deliver(self, name: str, pending: _Pending) -> None:
-        await self._deliver_whole(name, pending)
-        if name in self._rows and name + ROWS not in self._timers:
-            await self._deliver_rows(name)  # rows that waited behind this render, if newer than it
-
-    async def _deliver_whole(self, name: str, pending: _Pending) -> None:
+    async def _whole(self, name: str, pending: _Pending) -> str | None:
+        """Return the whole render to send for ``name`` (rendered here when asked or when older than a row sent)."""
         self._sent_at[name] = time.monotonic()
         stamp, html = pending.stamp, pending.html
         rows_sent = self._row_stamps.get(name)
@@ -188,27 +205,48 @@ class FramePacer:
         if self._is_stale(name, stamp):
             self.frames_dropped += 1
             MONITOR.frames_lost()
-            return
+            return None
         self._sent_stamp[name] = stamp
         if rows_sent:
             self._row_stamps[name] = {row_id: at for row_id, at in rows_sent.items() if at > stamp}
-        await self._write(html)
+        return html
 
-    async def _write(self, html: str) -> None:
-        self.frames_sent += 1
-        started = time.monotonic()
-        self._in_flight += 1
-        try:
-            await self._send(html)
-        finally:
-            self._in_flight -= 1
-        MONITOR.frame_sent(time.monotonic() - started)
+    def _rows_part(self, name: str) -> str | None:
+        """Return the pending rows of ``name`` newer than what was sent, wrapped as one element."""
+        rows = self._rows.pop(name, {})
+        fresh = {row_id: row for row_id, row in rows.items() if not self._row_is_stale(name, row_id, row.stamp)}
+        lost = len(rows) - len(fresh)
+        if lost:
+            self.frames_dropped += lost
+            MONITOR.frames_lost(lost)
+        if not fresh:
+            return None
+        self._sent_at[name + ROWS] = time.monotonic()
+        sent = self._row_stamps.setdefault(name, {})
+        for row_id, row in fresh.items():
+            sent.pop(row_id, None)  # re-inserted: the dict stays in the order rows were last sent
+            sent[row_id] = row.stamp
+        while len(sent) > ROW_STAMPS_KEPT:
+            del sent[next(iter(sent))]
+        return self._wrap_rows(name, [row.html for row in fresh.values()])
+
+    async def _write(self, wholes: list[str], rows: list[str]) -> None:
+        """Send the whole renders as one frame, then each list's rows as a frame of its own."""
+        for frame in (["".join(wholes)] if wholes else []) + rows:
+            self.frames_sent += 1
+            started = time.monotonic()
+            self._in_flight += 1
+            try:
+                await self._send(frame)
+            finally:
+                self._in_flight -= 1
+            MONITOR.frame_sent(time.monotonic() - started)
 
     def close(self) -> None:
         """Cancel pending sends: the connection is gone."""
-        for task in self._timers.values():
-            task.cancel()
-        self._timers.clear()
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
         MONITOR.frames_lost(len(self._pending) + sum(map(len, self._rows.values())))
         self._pending.clear()
         self._rows.clear()

@@ -194,12 +194,17 @@
 
   // --- wiring ----------------------------------------------------------------------------
 
+  // Live once the snapshot is on the page, not when the socket opens: until then the page shows
+  // what it had, and a click or a typed word would meet a page about to be replaced.
+  var snapshotPending = false;
+
   document.addEventListener("htmx:wsOpen", function () {
     ownRetries = 0;
-    setState("live");
+    snapshotPending = true;
   });
 
   document.addEventListener("htmx:wsClose", function (event) {
+    snapshotPending = false;
     setState("disconnected");
     var code = event.detail.event.code;
     if (unloading) { return; }
@@ -228,6 +233,10 @@
       if (list) { arrangeRows(list); }
     });
     listsInMessage = [];
+    if (snapshotPending) {
+      snapshotPending = false;
+      setState("live");
+    }
     markUpdated();
     notifyNewUrgent();
   });

@@ -11,7 +11,7 @@ from websockets.sync.client import connect
 
 from inventory.models import InventoryAlert
 
-from ..sockets import fragment_id
+from ..sockets import fragment_id, frame_parts
 from .conftest import order_document, webhook_post
 from .servers import DaphneServer
 
@@ -50,7 +50,7 @@ def receive_until(socket, predicate) -> list[str]:
         if remaining <= 0:
             pytest.fail(f"not seen within {DEADLINE_SECONDS}s; got {[fragment_id(frame) for frame in frames]}")
         try:
-            frames.append(socket.recv(timeout=remaining))
+            frames.extend(frame_parts(socket.recv(timeout=remaining)))
         except TimeoutError:
             continue
     return frames

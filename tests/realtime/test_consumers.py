@@ -12,7 +12,7 @@ from inventory.services.catalogue import warehouse_get_or_create
 from inventory.services.stock import stock_restock
 from realtime.fragments import FRAGMENT_NAMES
 
-from ..sockets import fragment_id, is_rows_frame
+from ..sockets import fragment_id, frame_parts, is_rows_frame
 from .conftest import websocket_open
 
 pytestmark = [pytest.mark.django_db(transaction=True)]
@@ -21,7 +21,7 @@ DEADLINE_SECONDS = 10
 
 
 async def receive_until(communicator, predicate, *, deadline: float = DEADLINE_SECONDS) -> list[str]:
-    """Collect frames until ``predicate(frames)`` holds; fail when the deadline passes first."""
+    """Collect the elements frames carry until ``predicate(elements)`` holds; fail when the deadline passes first."""
     frames: list[str] = []
     end = time.monotonic() + deadline
     while not predicate(frames):
@@ -29,7 +29,7 @@ async def receive_until(communicator, predicate, *, deadline: float = DEADLINE_S
         if remaining <= 0:
             pytest.fail(f"condition not met within {deadline}s; got {[fragment_id(f) for f in frames]}")
         try:
-            frames.append(await communicator.receive_from(timeout=remaining))
+            frames.extend(frame_parts(await communicator.receive_from(timeout=remaining)))
         except asyncio.TimeoutError:
             # The communicator stops the application on a timeout: nothing more will come.
             pytest.fail(f"condition not met within {deadline}s; got {[fragment_id(f) for f in frames]}")
@@ -37,13 +37,13 @@ async def receive_until(communicator, predicate, *, deadline: float = DEADLINE_S
 
 
 async def receive_during(communicator, seconds: float) -> list[str]:
-    """Collect every frame that arrives within ``seconds``."""
+    """Collect the elements of every frame that arrives within ``seconds``."""
     frames: list[str] = []
     end = time.monotonic() + seconds
     while (remaining := end - time.monotonic()) > 0:
         if await communicator.receive_nothing(timeout=remaining):
             break
-        frames.append(await communicator.receive_from())
+        frames.extend(frame_parts(await communicator.receive_from()))
     return frames
 
 
@@ -155,7 +155,7 @@ async def test_a_creator_never_receives_another_creators_frames(creator, make_cr
         # Alice's products or orders.
         bob_frames = []
         while not await bob_socket.receive_nothing(timeout=0.5):
-            bob_frames.append(await bob_socket.receive_from())
+            bob_frames.extend(frame_parts(await bob_socket.receive_from()))
         for frame in bob_frames:
             assert "Alice only serum" not in frame and order.external_id not in frame
             assert f'id="product-{product.pk}"' not in frame and f'id="order-{order.pk}"' not in frame

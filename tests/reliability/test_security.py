@@ -29,7 +29,8 @@ from orders.models import Order, ShopConnection, SyncOperation, WebhookEvent
 from orders.events import OrderEvent, OrderLine
 from orders.services import order_apply_event
 from orders.inbox import webhook_receive
-from tests.sockets import ServerLikeCommunicator
+from realtime.fragments import FRAGMENT_NAMES
+from tests.sockets import ServerLikeCommunicator, fragment_id, frame_parts
 
 from .conftest import WEBHOOK_URL, encode, order_document, signed
 
@@ -311,10 +312,10 @@ async def _socket(user, *, origin: str | None = "http://testserver"):
 
 
 async def _snapshot(communicator) -> str:
-    frames = []
-    while len(frames) < 7:
-        frames.append(await communicator.receive_from(timeout=10))
-    return "".join(frames)
+    """Return the snapshot: one frame carrying every fragment."""
+    snapshot = await communicator.receive_from(timeout=10)
+    assert {fragment_id(part) for part in frame_parts(snapshot)} == set(FRAGMENT_NAMES)
+    return snapshot
 
 
 @pytest.mark.django_db(transaction=True)
