@@ -30,7 +30,6 @@ logger = logging.getLogger("creatorflow.realtime")
 # Marks a pending fragment that this connection must render itself (it is filtered).
 RENDER_HERE = None
 ROWS = "#rows"  # the pacing key of a fragment's rows: "recent-orders#rows"
-SLACK = 0.1  # of an interval: states due this much later go out with the ones due now
 ROW_STAMPS_KEPT = 2000  # per fragment, the newest rows' sent stamps remembered (the rest are long superseded)
 
 
@@ -95,7 +94,7 @@ class FramePacer:
 
     async def send_now(self, frames: dict[str, str], *, stamp: float) -> None:
         """Send a snapshot at once, in one frame, superseding anything pending for its fragments."""
-        wholes, rows = [], []
+        wholes, rows, sent = [], [], []
         for name, html in frames.items():
             if self._is_stale(name, stamp):
                 continue
@@ -103,11 +102,14 @@ class FramePacer:
             if pending is not None and pending.stamp > stamp:
                 continue
             self._pending.pop(name, None)
+            sent.append(name)
             if (part := await self._whole(name, _Pending(stamp, html))) is not None:
                 wholes.append(part)
         for name in frames:
             if name in self._rows and (part := self._rows_part(name)) is not None:
                 rows.append(part)  # rows that waited behind these renders, if newer
+                sent.append(name + ROWS)
+        self._mark_sent(sent)
         await self._write(wholes, rows)
         self._schedule()
 
@@ -153,21 +155,30 @@ class FramePacer:
         return self._sent_at.get(key, float("-inf")) + self._interval
 
     async def _flush(self) -> None:
-        """Send, in one frame, every whole render and row set that is due (or nearly)."""
-        horizon = time.monotonic() + self._interval * SLACK
-        wholes, rows, renewed = [], [], set()
-        for name in [name for name in self._pending if self._due_at(name) <= horizon]:
+        """Send every whole render and row set that is due: the renders in one frame, each list's rows after."""
+        now = time.monotonic()
+        wholes, rows, renewed, sent = [], [], set(), []
+        for name in [name for name in self._pending if self._due_at(name) <= now]:
             pending = self._pending.pop(name, None)
+            sent.append(name)
             if pending is not None and (part := await self._whole(name, pending)) is not None:
                 wholes.append(part)
                 renewed.add(name)
         for name in list(self._rows):
             if name in self._pending:
                 continue  # rows wait behind their list's render
-            if (name in renewed or self._due_at(name + ROWS) <= horizon) and (part := self._rows_part(name)) is not None:
+            if (name in renewed or self._due_at(name + ROWS) <= now) and (part := self._rows_part(name)) is not None:
                 rows.append(part)
+                sent.append(name + ROWS)
+        self._mark_sent(sent)
         await self._write(wholes, rows)
         self._schedule()
+
+    def _mark_sent(self, keys) -> None:
+        """Start the interval of everything sent together at one instant, so it falls due together again."""
+        now = time.monotonic()
+        for key in keys:
+            self._sent_at[key] = now
 
     def _schedule(self) -> None:
         """Wake up when the next pending state is due."""
@@ -195,7 +206,6 @@ class FramePacer:
 
     async def _whole(self, name: str, pending: _Pending) -> str | None:
         """Return the whole render to send for ``name`` (rendered here when asked or when older than a row sent)."""
-        self._sent_at[name] = time.monotonic()
         stamp, html = pending.stamp, pending.html
         rows_sent = self._row_stamps.get(name)
         if html is not RENDER_HERE and rows_sent and stamp < max(rows_sent.values()):
@@ -221,7 +231,6 @@ class FramePacer:
             MONITOR.frames_lost(lost)
         if not fresh:
             return None
-        self._sent_at[name + ROWS] = time.monotonic()
         sent = self._row_stamps.setdefault(name, {})
         for row_id, row in fresh.items():
             sent.pop(row_id, None)  # re-inserted: the dict stays in the order rows were last sent

@@ -155,11 +155,14 @@ def test_pushed_rows_leave_every_list_as_a_fresh_render_shows_it(page, browser_c
         available = Stock.objects.filter(product=product).aggregate(total=Sum("available"))["total"]
         expect(page.locator(f'#product-{product.pk} [data-field="available"]')).to_have_text(str(available), timeout=PATIENT_MS)
     expect(page.locator("#recent-orders-rows tr")).to_have_count(15)
-    live = page.evaluate(ROW_LISTS_SCRIPT)
 
     fresh = browser_context.new_page()
     fresh.goto("/")
     expect(connection_state(fresh)).to_have_attribute("data-state", "live", timeout=PATIENT_MS)
+    # Each list's rows come in a frame of their own: give the last ones a moment to land.
+    deadline = time.monotonic() + PATIENT_MS / 1000
+    while (live := page.evaluate(ROW_LISTS_SCRIPT)) != fresh.evaluate(ROW_LISTS_SCRIPT) and time.monotonic() < deadline:
+        time.sleep(0.1)
     assert live == fresh.evaluate(ROW_LISTS_SCRIPT)
     assert [row_id for row_id, _ in live["recent-orders-rows"]][:1] == [f"order-{Order.objects.get(external_id='ROW-0').pk}"]
     assert page.evaluate("window.sameDocument") is True

@@ -16,6 +16,8 @@ import threading
 import time
 from http.cookies import SimpleCookie
 
+from tests.sockets import frame_parts
+
 ACCEPT_POLL_SECONDS = 0.1
 
 
@@ -203,7 +205,7 @@ class DashboardSocket:
                     return message.decode()
 
     def receive_until(self, predicate, *, deadline: float) -> list[str]:
-        """Collect frames until ``predicate(frames)`` holds or the socket closes; fail at the deadline."""
+        """Collect the elements frames carry until ``predicate(elements)`` holds or the socket closes; fail at the deadline."""
         frames: list[str] = []
         end = time.monotonic() + deadline
         while not predicate(frames):
@@ -213,7 +215,7 @@ class DashboardSocket:
             frame = self.receive(timeout=remaining)
             if frame is None:
                 break
-            frames.append(frame)
+            frames.extend(frame_parts(frame))
         return frames
 
     def close(self) -> None:
@@ -272,6 +274,3 @@ def metric_value(frame: str, metric: str) -> str | None:
     return found.group(1) if found else None
 
 
-def fragment_id(frame: str) -> str | None:
-    found = re.match(r'\s*<[a-z]+ id="([a-z-]+)"', frame)
-    return found.group(1) if found else None

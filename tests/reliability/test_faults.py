@@ -27,7 +27,9 @@ from realtime.services import metrics_resync
 from tests.browser.servers import DaphneServer
 
 from .conftest import encode, figure, order_document, poll, signed, stock_ledger_mismatches
-from .faults import DashboardSocket, ServiceProxy, WebsocketRefused, fragment_id, metric_value, session_cookie
+from tests.sockets import fragment_id
+
+from .faults import DashboardSocket, ServiceProxy, WebsocketRefused, metric_value, session_cookie
 
 DEADLINE_SECONDS = 30
 SECRET = "fault-secret-0b7f9c"
