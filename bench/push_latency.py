@@ -49,8 +49,8 @@ PRODUCTS_PER_CREATOR = 5
 STOCK = 1_000_000  # units per product unless --stock says otherwise (a flash sale's few)
 APP_KEY, APP_SECRET = "bench-app-key", "bench-app-secret"
 ORDER_ROW = re.compile(r'data-order-id="([^"]+)"[^>]*?\sdata-updated-at="([0-9.]+)"')
-# Recent orders arrive whole (the snapshot) or as rows appended to their list (a push).
-RECENT_ORDERS_PREFIXES = ('<section id="recent-orders"', '<tbody hx-swap-oob="beforeend:#recent-orders-rows"')
+# Recent orders arrive whole (the snapshot, among other fragments) or as rows appended to their list.
+RECENT_ORDERS_MARKS = ('<section id="recent-orders"', '<tbody hx-swap-oob="beforeend:#recent-orders-rows"')
 
 
 # --- environment and data ----------------------------------------------------------------------
@@ -267,20 +267,19 @@ class Client:
             ping_interval=None,
         ) as socket:
             self.socket = socket
-            snapshot_left = 7
+            snapshot = True  # the first frame carries every fragment
             async for message in socket:
                 received = time.time()
                 self.frames += 1
-                if message.lstrip().startswith(RECENT_ORDERS_PREFIXES):
+                if RECENT_ORDERS_MARKS[0] in message or RECENT_ORDERS_MARKS[1] in message:
                     for order_id, updated_at in ORDER_ROW.findall(message):
                         if order_id not in self.seen:
                             self.seen.add(order_id)
-                            if self.snapshot_done.is_set() and snapshot_left <= 0:
+                            if not snapshot and self.snapshot_done.is_set():
                                 self.samples.append((order_id, float(updated_at), received))
-                if snapshot_left > 0:
-                    snapshot_left -= 1
-                    if snapshot_left == 0:
-                        self.snapshot_done.set()
+                if snapshot:
+                    snapshot = False
+                    self.snapshot_done.set()
 
 
 # --- the run -----------------------------------------------------------------------------------
