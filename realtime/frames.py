@@ -83,7 +83,7 @@ class FramePacer:
         await self.offer_all({}, {name: rows}, stamp=stamp)
 
     async def offer_all(self, fragments: dict[str, str | None], rows: dict[str, dict[str, str]], *, stamp: float) -> None:
-        """Take a broadcast's whole fragments and rows; send at once, in one frame, whatever is due."""
+        """Take a broadcast's whole fragments and rows; send at once whatever is due (see ``_flush``)."""
         for name, html in fragments.items():
             self._take(name, html, stamp)
         for name, states in rows.items():
@@ -93,7 +93,7 @@ class FramePacer:
             await self._on_backlog(self.backlog)
 
     async def send_now(self, frames: dict[str, str], *, stamp: float) -> None:
-        """Send a snapshot at once, in one frame, superseding anything pending for its fragments."""
+        """Send a snapshot at once, its fragments in one frame, superseding anything pending for them."""
         wholes, rows, sent = [], [], []
         for name, html in frames.items():
             if self._is_stale(name, stamp):
