@@ -271,7 +271,7 @@ class Client:
             async for message in socket:
                 received = time.time()
                 self.frames += 1
-                if RECENT_ORDERS_MARKS[0] in message or RECENT_ORDERS_MARKS[1] in message:
+                if any(mark in message for mark in RECENT_ORDERS_MARKS):
                     for order_id, updated_at in ORDER_ROW.findall(message):
                         if order_id not in self.seen:
                             self.seen.add(order_id)

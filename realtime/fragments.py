@@ -559,9 +559,7 @@ _ROWS = {
 def push_render(*, creator_id: int, push: Push) -> tuple[dict[str, str], dict[str, dict[str, str]]]:
     """Render a push: its whole fragments (name → HTML) and its rows (fragment → row id → HTML)."""
     with reads_shared(), timezone.override(selectors.creator_tz(creator_id)):
-        names = [name for name in FRAGMENT_NAMES if name in set(push.fragments)]
-        context = dashboard_context(creator_id=creator_id, names=names) if names else {}
-        rendered = {name: render_to_string(f"{TEMPLATE}#{name}", context) for name in names}
+        rendered = fragments_render(creator_id=creator_id, names=push.fragments) if push.fragments else {}
         now = timezone.now()
         rows: dict[str, dict[str, str]] = {}
         for name, ids in push.rows.items():
