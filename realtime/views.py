@@ -196,8 +196,11 @@ async def _channel_layer_check() -> None:
     layer = get_channel_layer()
     if layer is None:
         raise RuntimeError("no channel layer configured")
-    channel = await layer.new_channel(prefix="healthz.")
+    # A channel of its own, not one of this process's ``!`` channels: with Redis, those are all
+    # read by whichever receive holds the process's lock (a dashboard's, as long as one is open),
+    # which would hand the reply over only after its own poll times out, later than the check.
     token = uuid.uuid4().hex
+    channel = f"healthz.{token}"
     await layer.send(channel, {"type": "healthz.ping", "token": token})
     message = await layer.receive(channel)
     if message.get("token") != token:

@@ -1,6 +1,11 @@
 """The JSON API and the health check."""
 
+import asyncio
+
 import pytest
+from asgiref.sync import sync_to_async
+from channels.layers import get_channel_layer
+from django.db import connections
 from django.urls import reverse
 
 from inventory.models import InventoryAlert
@@ -132,6 +137,23 @@ def test_healthz_answers_200_when_database_and_channel_layer_answer(client):
     response = client.get(reverse("healthz"))
     assert response.status_code == 200
     assert response.json()["checks"] == {"database": "ok", "channel_layer": "ok"}
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_healthz_answers_while_a_dashboard_listens_on_the_channel_layer(async_client):
+    # A server with dashboards open has a consumer waiting on the channel layer all the time.
+    # With Redis, that waiter reads the process's own channels for every receiver in it; the
+    # check's reply must reach the check while it waits, not after the waiter's next poll.
+    layer = get_channel_layer()
+    listening = asyncio.create_task(layer.receive(await layer.new_channel()))
+    await asyncio.sleep(0.2)  # the dashboard's receive is under way
+    try:
+        response = await async_client.get(reverse("healthz"))
+    finally:
+        listening.cancel()
+        await sync_to_async(connections.close_all)()  # the check's own connection, on the sync thread
+    assert response.json()["checks"] == {"database": "ok", "channel_layer": "ok"}
+    assert response.status_code == 200
 
 
 def test_healthz_answers_503_naming_an_unreachable_channel_layer(client, settings):
