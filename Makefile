@@ -8,6 +8,9 @@ BIN := $(VENV)/bin
 HOST ?= 127.0.0.1
 PORT ?= 8000
 WORKERS ?= $(shell nproc 2>/dev/null || echo 2)
+# Seconds a stopping `make serve` waits for requests in flight (a webhook is answered within 2 s,
+# and one cut short is in the inbox already, applied by the next batch of any server).
+SHUTDOWN_GRACE ?= 5
 
 .PHONY: run serve test bench migrate clean
 
@@ -30,7 +33,8 @@ run: migrate
 # (DATABASE_URL, REDIS_URL, SECRET_KEY, ALLOWED_HOSTS, DEBUG=0). See README "Running in production".
 serve: migrate
 	$(BIN)/python -m uvicorn creatorflow.asgi:application --host $(HOST) --port $(PORT) \
-		--workers $(WORKERS) --lifespan off --no-access-log --loop uvloop --http httptools --ws websockets
+		--workers $(WORKERS) --lifespan off --no-access-log --loop uvloop --http httptools --ws websockets \
+		--timeout-graceful-shutdown $(SHUTDOWN_GRACE)
 
 $(VENV)/.bench-installed: $(VENV)/.installed
 	$(BIN)/python -m pip install --quiet -e ".[test,bench]"

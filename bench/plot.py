@@ -4,6 +4,8 @@
 
 * ``ingest-latency.png``: ack latency p50/p90/p99 against the offered rate (the newest ingest run
   with a ``--sweep``), with the achieved rate of each point;
+* ``push-latency.png``: commit→frame p50/p90/p99 against the offered rate, 100 creators with 10
+  tabs each (the newest push run labelled ``sweep-…`` at each rate), with the webhooks answered a second;
 * ``cost-history.png``: the machine's time per order (1000 / orders per second) against orders of
   history: CreatorFlow over HTTP (newest ingest run with two history sizes, closed loop) and the
   original design's SQL alone (newest ``original`` run, one client).
@@ -53,6 +55,31 @@ def latency_plot() -> str | None:
     return f"ingest-latency.png from {path.name}"
 
 
+def push_plot() -> str | None:
+    runs: dict[float, tuple[Path, dict]] = {}
+    for path in sorted(RESULTS.glob("push_latency-sweep-*.json"), key=lambda path: path.stat().st_mtime):
+        data = json.loads(path.read_text())
+        runs[data["config"]["rate"]] = (path, data)  # the newest at each rate
+    if len(runs) < 2:
+        return None
+    rates = sorted(runs)
+    figure, axis = plt.subplots(figsize=(7, 4.2))
+    for key, style in (("p50", "o-"), ("p90", "s-"), ("p99", "^-")):
+        axis.plot(rates, [runs[rate][1]["commit_to_frame_ms"][key] for rate in rates], style, label=key)
+    for rate in rates:
+        data = runs[rate][1]
+        axis.annotate(f"{data['webhooks']['answered_per_second']:.0f}/s", (rate, data["commit_to_frame_ms"]["p99"]),
+                      textcoords="offset points", xytext=(0, 6), ha="center", fontsize=8)
+    axis.axhline(150, color="grey", linestyle=":", label="target p99 (150 ms)")
+    config = runs[rates[0]][1]["config"]
+    axis.set(yscale="log", xlabel="offered webhooks/s (label: answered)", ylabel="commit → frame, ms",
+             title=f"Push to {config['clients']:,} tabs of {config['creators']} creators, {config['server']}")
+    axis.legend()
+    figure.tight_layout()
+    figure.savefig(BENCH / "push-latency.png", dpi=110)
+    return f"push-latency.png from {', '.join(runs[rate][0].name for rate in rates)}"
+
+
 def cost_plot() -> str | None:
     ours = newest("ingest-*.json", lambda data: len(data["runs"]) > 1)
     original = newest("original-*.json", lambda data: True)
@@ -74,7 +101,7 @@ def cost_plot() -> str | None:
 
 
 def main() -> int:
-    drawn = [line for line in (latency_plot(), cost_plot()) if line]
+    drawn = [line for line in (latency_plot(), push_plot(), cost_plot()) if line]
     for line in drawn:
         print(line)
     return 0 if drawn else 1

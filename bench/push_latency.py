@@ -5,10 +5,11 @@
 
 Without ``DATABASE_URL`` it runs on the embedded default (a scratch SQLite file, the in-memory
 channel layer, one server process). With it, it recreates a scratch database ``--database``
-on that PostgreSQL server; with ``REDIS_URL`` as well, ``--servers`` daphne processes share it.
+on that PostgreSQL server; with ``REDIS_URL`` as well, ``--servers`` server processes share it
+(``make serve``'s uvicorn workers on one port; ``--daphne``: daphne processes, one port each).
 
 It seeds ``--creators`` creators (a shop and five products each, stock that never runs out),
-logs every creator in (sessions written to the database), starts the daphne processes on
+logs every creator in (sessions written to the database), starts the server processes on
 127.0.0.1, opens ``--clients-per-creator`` dashboard websockets per creator spread over the
 processes, waits for every snapshot, then posts signed new-order webhooks (DESIGN.md's
 contract) at ``--rate`` per second for ``--duration`` seconds, round-robin over creators and
@@ -47,6 +48,7 @@ from ingest import database_recreate, database_url  # noqa: E402 - the scratch-d
 
 PRODUCTS_PER_CREATOR = 5
 STOCK = 1_000_000  # units per product unless --stock says otherwise (a flash sale's few)
+MONITOR_REPORT_SECONDS = 2
 APP_KEY, APP_SECRET = "bench-app-key", "bench-app-secret"
 ORDER_ROW = re.compile(r'data-order-id="([^"]+)"[^>]*?\sdata-updated-at="([0-9.]+)"')
 # Recent orders arrive whole (the snapshot, among other fragments) or as rows appended to their list.
@@ -79,6 +81,10 @@ def environment(args) -> dict[str, str]:
     redis_url = os.environ.get("REDIS_URL", "")
     env["REDIS_URL"] = redis_url
     env["CHANNEL_LAYER_PREFIX"] = "cfbenchpush"
+    env["REDIS_CHANNEL_LAYER"] = args.channel_layer
+    # Each server process stores its figures (publishes among them) this often; the last report
+    # after the run gives the publishes.
+    env["CREATORFLOW_MONITOR_REPORT_SECONDS"] = str(MONITOR_REPORT_SECONDS)
     if not redis_url and args.servers > 1:
         raise SystemExit("several server processes need REDIS_URL (a shared channel layer)")
     if args.publish_coalesce is not None:
@@ -154,22 +160,42 @@ def stock_check(args) -> dict:
     return figures
 
 
+def publishes_count() -> int:
+    """Publishes the server processes started, from each one's latest monitor report."""
+    from django.db import connections  # noqa: PLC0415
+
+    from creatorflow.models import SystemHealth  # noqa: PLC0415
+
+    latest: dict[str, int] = {}
+    reports = SystemHealth.objects.filter(component__startswith="realtime@").order_by("pk")
+    for component, metrics in reports.values_list("component", "metrics"):
+        latest[component] = metrics.get("publishes", 0)
+    connections.close_all()
+    return sum(latest.values())
+
+
 # --- servers -----------------------------------------------------------------------------------
 
 
 class Server:
-    def __init__(self, port: int, env: dict[str, str], log_dir: Path):
+    """The server under test: ``make serve`` (uvicorn, ``workers`` processes on one port), or with
+    ``workers=None`` one daphne process (the development server's, to compare). Its own process group."""
+
+    def __init__(self, port: int, env: dict[str, str], log_dir: Path, *, workers: int | None):
         self.port = port
-        self.log_path = log_dir / f"daphne-{port}.log"
+        if workers:
+            name = "serve"
+            command = ["make", "--no-print-directory", "serve", f"PORT={port}", f"WORKERS={workers}", f"PYTHON={sys.executable}"]
+        else:
+            name = "daphne"
+            command = [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "creatorflow.asgi:application"]
+        self.log_path = log_dir / f"{name}-{port}.log"
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "creatorflow.asgi:application"],
-            cwd=ROOT,
-            env={**os.environ, **env},
-            stdout=self.log_path.open("w"),
-            stderr=subprocess.STDOUT,
+            command, cwd=ROOT, env={**os.environ, **env}, stdout=self.log_path.open("w"), stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
 
-    async def wait_ready(self, deadline: float = 60) -> None:
+    async def wait_ready(self, deadline: float = 90) -> None:
         end = time.monotonic() + deadline
         while time.monotonic() < end:
             if self.process.poll() is not None:
@@ -181,20 +207,30 @@ class Server:
             await asyncio.sleep(0.2)
         raise SystemExit(f"server on {self.port} did not start; see {self.log_path}")
 
-    def rss_kib(self) -> int:
-        with suppress(OSError):
-            for line in Path(f"/proc/{self.process.pid}/status").read_text().splitlines():
-                if line.startswith("VmRSS:"):
-                    return int(line.split()[1])
-        return 0
+    def rss_kib(self) -> list[int]:
+        """Resident memory of each serving process: uvicorn's workers, or the daphne process."""
+        sizes = []
+        for stat_path in Path("/proc").glob("[0-9]*/stat"):
+            with suppress(OSError, ValueError, IndexError):
+                text = stat_path.read_text()
+                if int(text[text.rindex(")") + 2 :].split()[2]) != self.process.pid:  # process group
+                    continue
+                command = (stat_path.parent / "cmdline").read_bytes()
+                if b"spawn_main" not in command and b"daphne" not in command:
+                    continue  # make, uvicorn's supervisor, multiprocessing's resource tracker
+                for line in (stat_path.parent / "status").read_text().splitlines():
+                    if line.startswith("VmRSS:"):
+                        sizes.append(int(line.split()[1]))
+        return sorted(sizes)
 
     def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
+        with suppress(ProcessLookupError):
+            os.killpg(self.process.pid, signal.SIGTERM)
+        try:
+            self.process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            with suppress(ProcessLookupError):
+                os.killpg(self.process.pid, signal.SIGKILL)
 
 
 # --- a small keep-alive HTTP/1.1 client --------------------------------------------------------
@@ -369,7 +405,12 @@ async def send_webhooks(args, creators, ports, sent_at: dict, statuses: dict, an
         for task in late:
             task.cancel()
         statuses["unanswered"] = len(late)
-    return time.monotonic() - start
+    elapsed = time.monotonic() - start
+    while not pool.empty():  # the keep-alive connections, closed so the servers can stop at once
+        _, connection = pool.get_nowait()
+        if connection is not None:
+            connection[1].close()
+    return elapsed
 
 
 def load_average() -> float:
@@ -380,12 +421,15 @@ def load_average() -> float:
 async def run(args, env: dict[str, str], creators: list[dict]) -> dict:
     load_at_start = load_average()
     log_dir = Path(tempfile.mkdtemp(prefix="cf-bench-logs-"))
-    ports = [args.port + index for index in range(args.servers)]
-    servers = [Server(port, env, log_dir) for port in ports]
+    if args.daphne:  # daphne cannot share a port: one process per port
+        servers = [Server(args.port + index, env, log_dir, workers=None) for index in range(args.servers)]
+    else:
+        servers = [Server(args.port, env, log_dir, workers=args.servers)]
+    ports = [server.port for server in servers]
     stop = asyncio.Event()
     try:
         await asyncio.gather(*(server.wait_ready() for server in servers))
-        rss_idle = [server.rss_kib() for server in servers]
+        rss_idle = [kib for server in servers for kib in server.rss_kib()]
         print(f"servers up on {ports}; connecting {args.creators * args.clients_per_creator} clients …", flush=True)
         clients = [
             Client(number, ports[(number * args.clients_per_creator + index) % len(ports)], creators[number]["cookie"])
@@ -400,15 +444,16 @@ async def run(args, env: dict[str, str], creators: list[dict]) -> dict:
         await asyncio.wait_for(asyncio.gather(*(client.snapshot_done.wait() for client in clients)), timeout=600)
         connect_seconds = time.monotonic() - connect_started
         refused_at_connect = sum(client.refused for client in clients)
-        rss_connected = [server.rss_kib() for server in servers]
+        rss_connected = [kib for server in servers for kib in server.rss_kib()]
         print(f"all snapshots in; webhooks at {args.rate}/s for {args.duration}s …", flush=True)
 
         peak = list(rss_connected)
 
         async def sample_memory():
             while not stop.is_set():
-                for index, server in enumerate(servers):
-                    peak[index] = max(peak[index], server.rss_kib())
+                now = [kib for server in servers for kib in server.rss_kib()]
+                if len(now) == len(peak):  # sorted sizes, compared rank by rank
+                    peak[:] = [max(was, kib) for was, kib in zip(peak, now)]
                 await asyncio.sleep(1)
 
         sampler = asyncio.create_task(sample_memory())
@@ -429,9 +474,10 @@ async def run(args, env: dict[str, str], creators: list[dict]) -> dict:
             await asyncio.sleep(0.1)
         frames_during = sum(client.frames for client in clients) - frames_before
         load_at_end = load_average()
+        await asyncio.sleep(MONITOR_REPORT_SECONDS + 1)  # every process reports its publishes once more
         stop.set()
         sampler.cancel()
-        rss_end = [server.rss_kib() for server in servers]
+        rss_end = [kib for server in servers for kib in server.rss_kib()]
         for client in clients:
             if client.socket is not None:
                 with suppress(Exception):
@@ -440,8 +486,11 @@ async def run(args, env: dict[str, str], creators: list[dict]) -> dict:
     finally:
         stop.set()
         for server in servers:
+            stopping = time.monotonic()
             server.stop()
+            print(f"server on {server.port} stopped in {time.monotonic() - stopping:.1f} s", flush=True)
 
+    publishes = await asyncio.to_thread(publishes_count)
     commit_to_frame = [(received - updated) * 1000 for client in clients for _, updated, received in client.samples]
     send_to_frame = [
         (received - sent_at[order_id]) * 1000
@@ -461,6 +510,8 @@ async def run(args, env: dict[str, str], creators: list[dict]) -> dict:
             "creators": args.creators,
             "clients": len(clients),
             "servers": args.servers,
+            "server": "daphne" if args.daphne else "make serve (uvicorn)",
+            "redis_channel_layer": env["REDIS_CHANNEL_LAYER"] if env.get("REDIS_URL") else None,
             "rate": args.rate,
             "duration": args.duration,
             "connections": args.connections,
@@ -468,6 +519,7 @@ async def run(args, env: dict[str, str], creators: list[dict]) -> dict:
             "database": "postgresql" if env.get("DATABASE_URL") else "sqlite",
             "channel_layer": "redis" if env.get("REDIS_URL") else "in-memory",
             "publish_coalesce": args.publish_coalesce,
+            "label": args.label,
         },
         "webhooks": {
             "sent": len(sent_at),
@@ -479,6 +531,7 @@ async def run(args, env: dict[str, str], creators: list[dict]) -> dict:
         "commit_to_frame_ms": summary(commit_to_frame),
         "send_to_frame_ms": summary(send_to_frame),
         "commit_to_frame_ms_by_5s": {str(start): summary(values) for start, values in sorted(slices.items())},
+        "publishes": {"total": publishes, "per_second_of_webhooks": round(publishes / max(elapsed, 0.001), 1)},
         "frames_per_client_per_second": round(frames_during / len(clients) / max(elapsed, 0.001), 2),
         "clients_disconnected": sum(client.disconnects for client in clients),
         "connect": {
@@ -503,13 +556,17 @@ def main() -> None:
     parser.add_argument("--clients-per-creator", type=int, default=10)
     parser.add_argument("--rate", type=float, default=300, help="webhooks per second")
     parser.add_argument("--duration", type=float, default=30, help="seconds of webhooks")
-    parser.add_argument("--servers", type=int, default=1, help="daphne processes (several need REDIS_URL)")
+    parser.add_argument("--servers", type=int, default=1, help="server processes: make serve WORKERS (several need REDIS_URL)")
+    parser.add_argument("--daphne", action="store_true", help="serve with --servers daphne processes, one port each, instead of make serve")
     parser.add_argument("--connections", type=int, default=32, help="keep-alive webhook connections")
     parser.add_argument("--ramp", type=float, default=100, help="new websocket clients per second")
     parser.add_argument("--drain", type=float, default=60, help="seconds to wait for answers after the last send")
     parser.add_argument("--port", type=int, default=8301)
     parser.add_argument("--database", default="cf_bench_push", help="scratch PostgreSQL database (recreated)")
     parser.add_argument("--publish-coalesce", type=float, default=None, help="CREATORFLOW_PUBLISH_COALESCE for the servers")
+    parser.add_argument("--channel-layer", choices=("lists", "pubsub"), default="lists",
+                        help="REDIS_CHANNEL_LAYER for the servers: RedisChannelLayer or RedisPubSubChannelLayer")
+    parser.add_argument("--results", type=Path, default=ROOT / "bench" / "results", help="folder for the JSON")
     parser.add_argument("--label", default="", help="name for the results file")
     parser.add_argument("--stock", type=int, default=STOCK, help="units of each product (a flash sale: few)")
     args = parser.parse_args()
@@ -522,12 +579,12 @@ def main() -> None:
     creators = seed(args)
     result = asyncio.run(run(args, env, creators))
     result["stock"] = stock_check(args)
-    out = ROOT / "bench" / "results"
+    out = args.results
     out.mkdir(parents=True, exist_ok=True)
     name = f"push_latency{'-' + args.label if args.label else ''}-{time.strftime('%Y%m%d-%H%M%S')}.json"
     (out / name).write_text(json.dumps(result, indent=2) + "\n")
     print(json.dumps(result, indent=2))
-    print(f"written to bench/results/{name}")
+    print(f"written to {out / name}")
 
 
 if __name__ == "__main__":

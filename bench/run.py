@@ -74,7 +74,9 @@ def main() -> int:
         fcntl.flock(lock, fcntl.LOCK_EX)  # never two benchmarks at once on this machine
         for name in names:
             command = [sys.executable, *plan[name]]
-            if name not in ("push", "flash"):  # push_latency.py names its own results file
+            if name in ("push", "flash"):  # push_latency.py names its own results file
+                command += ["--results", str(results)]
+            else:
                 command += ["--json", str(results / f"{name}-{'quick-' if args.quick else ''}{stamp}.json")]
             print(f"\n### {name}: {' '.join(command[1:])}  (load average {os.getloadavg()[0]:.2f})", flush=True)
             started = time.monotonic()

@@ -124,10 +124,20 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # Channel layer: in-memory by default (one process), Redis through REDIS_URL.
 REDIS_URL = os.environ.get("REDIS_URL", "")
+# Which of channels-redis's layers carries the pushes: "lists" (RedisChannelLayer, messages kept
+# in Redis until read or expired) or "pubsub" (RedisPubSubChannelLayer, Redis Pub/Sub: nothing
+# kept). bench/README.md compares the two on the push benchmark.
+REDIS_CHANNEL_LAYERS = {
+    "lists": "channels_redis.core.RedisChannelLayer",
+    "pubsub": "channels_redis.pubsub.RedisPubSubChannelLayer",
+}
+REDIS_CHANNEL_LAYER = os.environ.get("REDIS_CHANNEL_LAYER", "lists")
+if REDIS_CHANNEL_LAYER not in REDIS_CHANNEL_LAYERS:
+    raise ImproperlyConfigured(f"REDIS_CHANNEL_LAYER must be one of {', '.join(REDIS_CHANNEL_LAYERS)}, not {REDIS_CHANNEL_LAYER!r}")
 if REDIS_URL:
     CHANNEL_LAYERS = {
         "default": {
-            "BACKEND": "channels_redis.core.RedisChannelLayer",
+            "BACKEND": REDIS_CHANNEL_LAYERS[REDIS_CHANNEL_LAYER],
             "CONFIG": {
                 # redis-py's asyncio pool refuses work past max_connections (100 by default)
                 # instead of waiting: a thousand dashboards reconnecting at once would fail.
@@ -220,6 +230,8 @@ CREATORFLOW = {
     # once, later ones at most once per this many seconds, on a few publishing threads per
     # process (realtime.runtime.Coalescer). 0: once per transaction, right after commit (tests).
     "PUBLISH_COALESCE_SECONDS": float(os.environ.get("CREATORFLOW_PUBLISH_COALESCE", "0.1")),
+    # How often each server process logs and stores its realtime figures (realtime.monitor).
+    "MONITOR_REPORT_SECONDS": float(os.environ.get("CREATORFLOW_MONITOR_REPORT_SECONDS", "30")),
 }
 
 LOG_LEVEL = os.environ.get("LOG_LEVEL", "INFO")

@@ -1,10 +1,10 @@
 """What this server process's websockets are doing: counters, a report every 30 s, limits.
 
-Each daphne process counts its open dashboard connections, the creator groups they joined, and
-the frames it sent, coalesced (a newer state replaced a pending one) and dropped (older than
-what the browser already has, or pending when the connection closed), with the slowest send.
-Every 30 seconds it logs one line and stores the figures as a SystemHealth record named after
-the process, so staff see every process on ``/system/``. The same beat marks failed the resyncs
+Each server process counts its open dashboard connections, the creator groups they joined, the
+frames it sent, coalesced (a newer state replaced a pending one) and dropped (older than what
+the browser already has, or pending when the connection closed), with the slowest send, and the
+publishes it started. Every 30 seconds (``MONITOR_REPORT_SECONDS``) it logs one line and stores
+the figures as a SystemHealth record named after the process, so staff see every process on ``/system/``. The same beat marks failed the resyncs
 that stopped sending their heartbeat (``orders.syncs``), so none shows "running" for ever.
 """
 
@@ -17,14 +17,16 @@ from collections import Counter
 from dataclasses import dataclass, field
 
 from channels.db import database_sync_to_async
+from django.conf import settings
 
 from creatorflow.health import health_record
 from orders.syncs import sync_operations_fail_stale
 from orders.writeback import writer_figures
 
+from .runtime import coalescer_current
+
 logger = logging.getLogger("creatorflow.realtime.monitor")
 
-REPORT_INTERVAL_SECONDS = 30.0
 CONNECTIONS_WARNING = 5000
 BACKLOG_LIMIT = 1000
 COMPONENT_PREFIX = "realtime@"
@@ -84,6 +86,7 @@ class RealtimeMonitor:
 
     def snapshot(self) -> dict:
         write_back = writer_figures()
+        publisher = coalescer_current()
         return {
             "process": self.component,
             "connections": self.connections,
@@ -93,6 +96,7 @@ class RealtimeMonitor:
             "frames_dropped": self.frames_dropped,
             "slowest_send_ms": round(self.slowest_send_ms, 1),
             "backlog_closes": self.backlog_closes,
+            "publishes": publisher.publishes if publisher is not None else 0,
             "uptime_seconds": round(time.monotonic() - self.started),
             "stock_write_back_calls": write_back["calls"],
             "stock_write_back_owed": write_back["owed"],
@@ -113,9 +117,10 @@ class RealtimeMonitor:
         self.slowest_send_ms = 0.0  # the slowest send of each reporting interval
         return figures
 
-    def reporting_start(self, interval: float = REPORT_INTERVAL_SECONDS) -> None:
-        """Report every ``interval`` seconds from the running event loop (once per process)."""
+    def reporting_start(self, interval: float | None = None) -> None:
+        """Report every ``interval`` seconds (``MONITOR_REPORT_SECONDS``) from the running event loop, once per process."""
         if self._reporter is None or self._reporter.done():
+            interval = interval or settings.CREATORFLOW["MONITOR_REPORT_SECONDS"]
             self._reporter = asyncio.get_running_loop().create_task(self._report_forever(interval))
 
     async def _report_forever(self, interval: float) -> None:

@@ -196,11 +196,12 @@ async def _channel_layer_check() -> None:
     layer = get_channel_layer()
     if layer is None:
         raise RuntimeError("no channel layer configured")
-    # A channel of its own, not one of this process's ``!`` channels: with Redis, those are all
-    # read by whichever receive holds the process's lock (a dashboard's, as long as one is open),
-    # which would hand the reply over only after its own poll times out, later than the check.
+    # A channel like every dashboard's (``new_channel()``'s default prefix). With Redis, one
+    # receive at a time reads this process's channels for all of them, and it reads only the
+    # channels of its own prefix: under another prefix, the reply waited for that reader's poll
+    # to time out (5 s), past the check's limit, on every server with a dashboard open.
+    channel = await layer.new_channel()
     token = uuid.uuid4().hex
-    channel = f"healthz.{token}"
     await layer.send(channel, {"type": "healthz.ping", "token": token})
     message = await layer.receive(channel)
     if message.get("token") != token:

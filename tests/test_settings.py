@@ -17,7 +17,7 @@ PROBE = (
 
 
 def run_settings(**env):
-    clean = {key: value for key, value in os.environ.items() if key not in {"DATABASE_URL", "REDIS_URL", "DEBUG", "SECRET_KEY"}}
+    clean = {key: value for key, value in os.environ.items() if key not in {"DATABASE_URL", "REDIS_URL", "REDIS_CHANNEL_LAYER", "DEBUG", "SECRET_KEY"}}
     clean.update(env, DJANGO_SETTINGS_MODULE="creatorflow.settings")
     return subprocess.run([sys.executable, "-c", PROBE], cwd=ROOT, env=clean, capture_output=True, text=True, timeout=60)
 
@@ -41,6 +41,15 @@ def test_database_and_redis_urls_switch_to_postgresql_with_a_pool_and_redis():
     assert values["engine"] == "django.db.backends.postgresql"
     assert values["pool"]["max_size"] == 20 and values["conn_max_age"] == 0
     assert values["layer"] == "channels_redis.core.RedisChannelLayer"
+
+
+def test_redis_channel_layer_chooses_pub_sub_and_refuses_a_name_it_does_not_know():
+    pubsub = run_settings(REDIS_URL="redis://cache.internal:6379/0", REDIS_CHANNEL_LAYER="pubsub")
+    assert pubsub.returncode == 0, pubsub.stderr
+    assert json.loads(pubsub.stdout)["layer"] == "channels_redis.pubsub.RedisPubSubChannelLayer"
+    unknown = run_settings(REDIS_URL="redis://cache.internal:6379/0", REDIS_CHANNEL_LAYER="streams")
+    assert unknown.returncode != 0
+    assert "REDIS_CHANNEL_LAYER must be one of lists, pubsub, not 'streams'" in unknown.stderr
 
 
 def test_production_without_secret_key_is_refused_with_a_clear_message():

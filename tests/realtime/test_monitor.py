@@ -7,11 +7,13 @@ import time
 import pytest
 from asgiref.sync import sync_to_async
 
+from creatorflow.changes import Change
 from orders.models import SyncOperation
 from realtime import monitor as monitor_module
 from realtime.frames import FramePacer
 from creatorflow.models import SystemHealth
 from realtime.monitor import MONITOR, RealtimeMonitor
+from realtime.runtime import coalescer, coalescer_reset
 
 from tests.orders.test_resync import resync_heard_from
 
@@ -33,6 +35,23 @@ def test_monitor_counts_connections_groups_and_frames():
     assert (figures["connections"], figures["groups"]) == (2, 2)
     assert (figures["frames_sent"], figures["frames_coalesced"], figures["frames_dropped"]) == (2, 1, 3)
     assert figures["slowest_send_ms"] == 12.0
+
+
+def test_snapshot_counts_the_publishes_this_process_started():
+    published = []
+    coalescer_reset()
+    try:
+        assert RealtimeMonitor().snapshot()["publishes"] == 0  # no publisher yet
+        publisher = coalescer(0.05, lambda creator_id, change: published.append(creator_id))
+        publisher.add(1, Change.of("orders"))
+        publisher.add(2, Change.of("orders"))
+        deadline = time.monotonic() + 5
+        while len(published) < 2 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert sorted(published) == [1, 2]
+        assert RealtimeMonitor().snapshot()["publishes"] == 2
+    finally:
+        coalescer_reset()
 
 
 @pytest.mark.django_db
