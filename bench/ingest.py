@@ -213,13 +213,18 @@ class Server:
         return cpu_seconds(lambda stat: int(stat[4]) == self.process.pid)  # pgrp field
 
     def stop(self) -> None:
+        process_group_stop(self.process)
+
+
+def process_group_stop(process: subprocess.Popen) -> None:
+    """SIGTERM a server started in its own process group; SIGKILL it after 20 s."""
+    with suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGTERM)
+    try:
+        process.wait(timeout=20)
+    except subprocess.TimeoutExpired:
         with suppress(ProcessLookupError):
-            os.killpg(self.process.pid, signal.SIGTERM)
-        try:
-            self.process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            with suppress(ProcessLookupError):
-                os.killpg(self.process.pid, signal.SIGKILL)
+            os.killpg(process.pid, signal.SIGKILL)
 
 
 def cpu_seconds(matches) -> float:

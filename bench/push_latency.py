@@ -44,7 +44,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from ingest import database_recreate, database_url  # noqa: E402 - the scratch-database helpers of the ingest benchmark
+from ingest import database_recreate, database_url, process_group_stop  # noqa: E402 - helpers of the ingest benchmark
 
 PRODUCTS_PER_CREATOR = 5
 STOCK = 1_000_000  # units per product unless --stock says otherwise (a flash sale's few)
@@ -224,13 +224,7 @@ class Server:
         return sorted(sizes)
 
     def stop(self) -> None:
-        with suppress(ProcessLookupError):
-            os.killpg(self.process.pid, signal.SIGTERM)
-        try:
-            self.process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            with suppress(ProcessLookupError):
-                os.killpg(self.process.pid, signal.SIGKILL)
+        process_group_stop(self.process)
 
 
 # --- a small keep-alive HTTP/1.1 client --------------------------------------------------------
