@@ -31,7 +31,6 @@ import hmac
 import json
 import os
 import re
-import signal
 import statistics
 import subprocess
 import sys
