@@ -5,6 +5,7 @@ import asyncio
 import pytest
 from asgiref.sync import sync_to_async
 from channels.layers import get_channel_layer
+from django.conf import settings as django_settings
 from django.db import connections
 from django.urls import reverse
 
@@ -152,6 +153,20 @@ async def test_healthz_answers_while_a_dashboard_listens_on_the_channel_layer(as
     finally:
         listening.cancel()
         await sync_to_async(connections.close_all)()  # the check's own connection, on the sync thread
+    assert response.json()["checks"] == {"database": "ok", "channel_layer": "ok"}
+    assert response.status_code == 200
+
+
+@pytest.mark.skipif(not django_settings.REDIS_URL, reason="needs Redis: set REDIS_URL=redis://...")
+def test_healthz_answers_on_the_pub_sub_layer(client, settings):
+    # REDIS_CHANNEL_LAYER=pubsub: Pub/Sub keeps no message, so the check must listen before it sends.
+    settings.CHANNEL_LAYERS = {
+        "default": {
+            "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
+            "CONFIG": {"hosts": [django_settings.REDIS_URL], "prefix": f"{django_settings.CHANNEL_LAYERS['default']['CONFIG']['prefix']}-pubsub"},
+        }
+    }
+    response = client.get(reverse("healthz"))
     assert response.json()["checks"] == {"database": "ok", "channel_layer": "ok"}
     assert response.status_code == 200
 
