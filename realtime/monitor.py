@@ -4,8 +4,9 @@ Each server process counts its open dashboard connections, the creator groups th
 frames it sent, coalesced (a newer state replaced a pending one) and dropped (older than what
 the browser already has, or pending when the connection closed), with the slowest send, and the
 publishes it started. Every 30 seconds (``MONITOR_REPORT_SECONDS``) it logs one line and stores
-the figures as a SystemHealth record named after the process, so staff see every process on ``/system/``. The same beat marks failed the resyncs
-that stopped sending their heartbeat (``orders.syncs``), so none shows "running" for ever.
+the figures as a SystemHealth record named after the process, so staff see every process on
+``/system/``. The same beat marks failed the resyncs that stopped sending their heartbeat
+(``orders.syncs``), so none shows "running" for ever.
 """
 
 import asyncio
