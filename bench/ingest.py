@@ -227,17 +227,23 @@ def process_group_stop(process: subprocess.Popen) -> None:
             os.killpg(process.pid, signal.SIGKILL)
 
 
-def cpu_seconds(matches) -> float:
-    """User + system CPU seconds of the processes whose /proc/<pid>/stat fields satisfy ``matches``."""
-    total = 0
+def processes(matches):
+    """Yield (/proc/<pid> folder, stat fields) of each process whose stat fields satisfy ``matches``.
+
+    fields[0] is the name, fields[1] the state, fields[3] the process group, fields[12:14] utime, stime.
+    """
     for stat_path in Path("/proc").glob("[0-9]*/stat"):
         with suppress(OSError, ValueError, IndexError):
             text = stat_path.read_text()
             name = text[text.index("(") + 1 : text.rindex(")")]
-            fields = [name, *text[text.rindex(")") + 2 :].split()]  # fields[1] is the state
+            fields = [name, *text[text.rindex(")") + 2 :].split()]
             if matches(fields):
-                total += int(fields[12]) + int(fields[13])  # utime, stime
-    return total / CLOCK_TICKS
+                yield stat_path.parent, fields
+
+
+def cpu_seconds(matches) -> float:
+    """User + system CPU seconds of the processes whose /proc/<pid>/stat fields satisfy ``matches``."""
+    return sum(int(fields[12]) + int(fields[13]) for _, fields in processes(matches)) / CLOCK_TICKS
 
 
 def postgres_cpu_seconds() -> float:

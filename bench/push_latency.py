@@ -43,7 +43,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from ingest import database_recreate, database_url, process_group_stop  # noqa: E402 - helpers of the ingest benchmark
+from ingest import database_recreate, database_url, process_group_stop, processes  # noqa: E402 - helpers of the ingest benchmark
 
 PRODUCTS_PER_CREATOR = 5
 STOCK = 1_000_000  # units per product unless --stock says otherwise (a flash sale's few)
@@ -209,15 +209,12 @@ class Server:
     def rss_kib(self) -> list[int]:
         """Resident memory of each serving process: uvicorn's workers, or the daphne process."""
         sizes = []
-        for stat_path in Path("/proc").glob("[0-9]*/stat"):
-            with suppress(OSError, ValueError, IndexError):
-                text = stat_path.read_text()
-                if int(text[text.rindex(")") + 2 :].split()[2]) != self.process.pid:  # process group
-                    continue
-                command = (stat_path.parent / "cmdline").read_bytes()
+        for folder, _ in processes(lambda fields: int(fields[3]) == self.process.pid):  # its process group
+            with suppress(OSError, ValueError):
+                command = (folder / "cmdline").read_bytes()
                 if b"spawn_main" not in command and b"daphne" not in command:
                     continue  # make, uvicorn's supervisor, multiprocessing's resource tracker
-                for line in (stat_path.parent / "status").read_text().splitlines():
+                for line in (folder / "status").read_text().splitlines():
                     if line.startswith("VmRSS:"):
                         sizes.append(int(line.split()[1]))
         return sorted(sizes)
@@ -479,9 +476,7 @@ async def run(args, env: dict[str, str], creators: list[dict]) -> dict:
     finally:
         stop.set()
         for server in servers:
-            stopping = time.monotonic()
             server.stop()
-            print(f"server on {server.port} stopped in {time.monotonic() - stopping:.1f} s", flush=True)
 
     publishes = await asyncio.to_thread(publishes_count)
     commit_to_frame = [(received - updated) * 1000 for client in clients for _, updated, received in client.samples]
