@@ -4,7 +4,7 @@ Nothing here writes. Every function takes the creator's id and only ever returns
 creator's rows; a lookup by id of another creator's row raises ``DoesNotExist``.
 """
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 
@@ -86,9 +86,9 @@ def warehouse_get(*, creator_id: int, warehouse_id: int) -> Warehouse:
 
 
 def _stock_sums(
-    creator_id: int, warehouse_id: int | None, product_ids: list[int] | None = None
+    creator_ids: list[int], warehouse_id: int | None, product_ids: list[int] | None = None
 ) -> dict[int, dict[str, int]]:
-    stocks = Stock.objects.filter(product__creator_id=creator_id)
+    stocks = Stock.objects.filter(product__creator_id__in=creator_ids)
     if product_ids is not None:
         stocks = stocks.filter(product_id__in=product_ids)
     if warehouse_id is not None:
@@ -101,33 +101,24 @@ def _stock_sums(
     }
 
 
-def inventory_rows(
-    *,
-    creator_id: int,
-    warehouse_id: int | None = None,
-    limit: int | None = INVENTORY_ROWS_LIMIT,
-    product_ids: Sequence[int] | None = None,
-) -> tuple[list[InventoryRow], int]:
-    """Return the creator's products with their stock, most urgent first, and how many there are.
-
-    With ``warehouse_id`` only products stocked in that warehouse are listed; with
-    ``product_ids`` only those products (the rows a push re-renders).
-    """
-    product_ids = None if product_ids is None else list(product_ids)
-    totals = _stock_sums(creator_id, None, product_ids)
-    scoped = totals if warehouse_id is None else _stock_sums(creator_id, warehouse_id, product_ids)
-    products = Product.objects.filter(creator_id=creator_id)
+def _inventory_rows(
+    creator_ids: list[int], warehouse_id: int | None, product_ids: list[int] | None
+) -> dict[int, list[InventoryRow]]:
+    """Each creator's inventory rows, most urgent first: two statements (three with a warehouse) for all."""
+    totals = _stock_sums(creator_ids, None, product_ids)
+    scoped = totals if warehouse_id is None else _stock_sums(creator_ids, warehouse_id, product_ids)
+    products = Product.objects.filter(creator_id__in=creator_ids)
     if product_ids is not None:
         products = products.filter(pk__in=product_ids)
-    rows = []
+    rows: dict[int, list[InventoryRow]] = {creator_id: [] for creator_id in creator_ids}
     for product in products.only(
-        "pk", "external_id", "sku", "name", "reorder_point", "velocity_per_hour"
+        "pk", "creator_id", "external_id", "sku", "name", "reorder_point", "velocity_per_hour"
     ):
         if warehouse_id is not None and product.pk not in scoped:
             continue
         figures = scoped.get(product.pk, {})
         total_available = (totals.get(product.pk) or {}).get("available_sum") or 0
-        rows.append(
+        rows[product.creator_id].append(
             InventoryRow(
                 product_pk=product.pk,
                 product_id=product.external_id,
@@ -145,9 +136,36 @@ def inventory_rows(
                 level=stock_badge(available=total_available, reorder_point=product.reorder_point),
             )
         )
-    rows.sort(key=inventory_row_order)
-    count = len(rows)
-    return (rows if limit is None else rows[:limit]), count
+    for creator_rows in rows.values():
+        creator_rows.sort(key=inventory_row_order)
+    return rows
+
+
+def inventory_rows(
+    *,
+    creator_id: int,
+    warehouse_id: int | None = None,
+    limit: int | None = INVENTORY_ROWS_LIMIT,
+    product_ids: Sequence[int] | None = None,
+) -> tuple[list[InventoryRow], int]:
+    """Return the creator's products with their stock, most urgent first, and how many there are.
+
+    With ``warehouse_id`` only products stocked in that warehouse are listed; with
+    ``product_ids`` only those products (the rows a push re-renders).
+    """
+    product_ids = None if product_ids is None else list(product_ids)
+    rows = _inventory_rows([creator_id], warehouse_id, product_ids)[creator_id]
+    return (rows if limit is None else rows[:limit]), len(rows)
+
+
+def inventory_rows_many(*, product_ids: Mapping[int, Iterable[int]]) -> dict[int, list[InventoryRow]]:
+    """The inventory rows of several creators' given products (creator → product ids), most urgent first."""
+    wanted = {creator_id: set(ids) for creator_id, ids in product_ids.items()}
+    rows = _inventory_rows(list(wanted), None, list(set().union(*wanted.values())) if wanted else [])
+    return {
+        creator_id: [row for row in creator_rows if row.product_pk in wanted[creator_id]]
+        for creator_id, creator_rows in rows.items()
+    }
 
 
 # --- alerts ------------------------------------------------------------------------------------
@@ -164,14 +182,24 @@ ALERTS_OPEN_ORDER = ("severity_order", "status_order", "-updated_at", "-pk")
 URGENT_SEVERITIES = (InventoryAlert.Severity.CRITICAL, InventoryAlert.Severity.EMERGENCY)
 
 
-def products_available(*, creator_id: int, product_ids: Sequence[int]) -> dict[int, int]:
+def products_available(*, creator_id: int, product_ids: Iterable[int]) -> dict[int, int]:
     """Return the total available units (every warehouse) of the creator's given products."""
-    return dict(
-        Stock.objects.filter(product__creator_id=creator_id, product_id__in=list(product_ids))
-        .values_list("product_id")
+    return products_available_many(product_ids={creator_id: product_ids})
+
+
+def products_available_many(*, product_ids: Mapping[int, Iterable[int]]) -> dict[int, int]:
+    """``products_available`` of several creators' products (creator → product ids): product → units."""
+    wanted = {(creator_id, product_id) for creator_id, ids in product_ids.items() for product_id in ids}
+    return {
+        product_id: total
+        for creator_id, product_id, total in Stock.objects.filter(
+            product__creator_id__in=list(product_ids), product_id__in=[product_id for _, product_id in wanted]
+        )
+        .values_list("product__creator_id", "product_id")
         .annotate(total=Sum("available"))
-        .values_list("product_id", "total")
-    )
+        .values_list("product__creator_id", "product_id", "total")
+        if (creator_id, product_id) in wanted
+    }
 
 
 def alerts_open(
@@ -189,6 +217,26 @@ def alerts_open(
         .annotate(severity_order=_SEVERITY_ORDER, status_order=_STATUS_ORDER)
         .order_by(*ALERTS_OPEN_ORDER)[:limit]
     )
+
+
+def alerts_open_many(*, product_ids: Mapping[int, Iterable[int]], limit: int = ALERTS_OPEN_LIMIT) -> dict[int, list[InventoryAlert]]:
+    """``alerts_open`` of several creators' given products (creator → product ids), in one statement."""
+    wanted = {creator_id: set(ids) for creator_id, ids in product_ids.items()}
+    found: dict[int, list[InventoryAlert]] = {creator_id: [] for creator_id in wanted}
+    alerts = (
+        InventoryAlert.objects.filter(
+            creator_id__in=list(wanted),
+            status__in=InventoryAlert.OPEN_STATUSES,
+            product_id__in=list(set().union(*wanted.values())) if wanted else [],
+        )
+        .select_related("product")
+        .annotate(severity_order=_SEVERITY_ORDER, status_order=_STATUS_ORDER)
+        .order_by(*ALERTS_OPEN_ORDER)
+    )
+    for alert in alerts:
+        if alert.product_id in wanted[alert.creator_id] and len(found[alert.creator_id]) < limit:
+            found[alert.creator_id].append(alert)
+    return found
 
 
 def alerts_open_count(*, creator_id: int) -> int:

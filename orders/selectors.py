@@ -3,11 +3,12 @@
 Nothing here writes. Every function takes the creator's id and returns only that creator's rows.
 """
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 
 from django.conf import settings
 from django.core.paginator import Page, Paginator
-from django.db.models import Case, IntegerField, Prefetch, Value, When
+from django.db.models import Case, F, IntegerField, Prefetch, Value, When, Window
+from django.db.models.functions import RowNumber
 
 from creatorflow.reads import shared_read
 from inventory.models import Reservation
@@ -24,8 +25,8 @@ FLAG_ANY = "any"  # a flag filter meaning "flagged at all"
 ORDERS_PAGE_SIZE = 50
 
 
-def _orders(creator_id: int, *, status: str | None, flag: str | None, search: str = ""):
-    orders = Order.objects.filter(creator_id=creator_id)
+def _orders(creator_id: int | None, *, status: str | None, flag: str | None, search: str = ""):
+    orders = Order.objects.all() if creator_id is None else Order.objects.filter(creator_id=creator_id)
     if status is not None:
         orders = orders.filter(status=status)
     if flag == FLAG_ANY:
@@ -59,7 +60,18 @@ def orders_recent(
 
 def orders_with_ids(*, creator_id: int, order_ids: Iterable[int]) -> list[Order]:
     """Return the creator's orders among ``order_ids``, with their items (the rows a push re-renders)."""
-    return list(_orders(creator_id, status=None, flag=None).filter(pk__in=list(order_ids)))
+    return orders_with_ids_many(order_ids={creator_id: order_ids})[creator_id]
+
+
+def orders_with_ids_many(*, order_ids: Mapping[int, Iterable[int]]) -> dict[int, list[Order]]:
+    """``orders_with_ids`` for several creators (creator → order ids), in one query and its prefetch."""
+    wanted = {creator_id: set(ids) for creator_id, ids in order_ids.items()}
+    found: dict[int, list[Order]] = {creator_id: [] for creator_id in wanted}
+    every_id = set().union(*wanted.values()) if wanted else set()
+    for order in _orders(None, status=None, flag=None).filter(creator_id__in=list(wanted), pk__in=list(every_id)):
+        if order.pk in wanted[order.creator_id]:
+            found[order.creator_id].append(order)
+    return found
 
 
 def orders_page(
@@ -99,17 +111,38 @@ def order_webhook_events(*, order: Order, limit: int = 50) -> list[WebhookEvent]
     )
 
 
-def sync_operations_recent(*, creator_id: int, limit: int = SYNC_OPERATIONS_LIMIT) -> list[SyncOperation]:
-    """Return the creator's sync operations: running ones first, then the latest."""
-    return list(
-        SyncOperation.objects.filter(creator_id=creator_id)
-        .select_related("shop")
-        .order_by(
-            Case(When(status__in=SyncOperation.ACTIVE_STATUSES, then=Value(0)), default=Value(1), output_field=IntegerField()),
-            "-updated_at",
-            "-pk",
-        )[:limit]
+_SYNC_OPERATIONS_ORDER = (
+    Case(When(status__in=SyncOperation.ACTIVE_STATUSES, then=Value(0)), default=Value(1), output_field=IntegerField()).asc(),
+    F("updated_at").desc(),
+    F("pk").desc(),
+)
+
+
+def sync_operations_recent(*, creator_id: int) -> list[SyncOperation]:
+    """Return the creator's latest sync operations (``SYNC_OPERATIONS_LIMIT``): running ones first, then the latest."""
+    return shared_read(
+        ("sync_operations_recent", creator_id),
+        lambda: list(
+            SyncOperation.objects.filter(creator_id=creator_id)
+            .select_related("shop")
+            .order_by(*_SYNC_OPERATIONS_ORDER)[:SYNC_OPERATIONS_LIMIT]
+        ),
     )
+
+
+def sync_operations_recent_many(*, creator_ids: Iterable[int], limit: int = SYNC_OPERATIONS_LIMIT) -> dict[int, list[SyncOperation]]:
+    """``sync_operations_recent`` of several creators, in one statement."""
+    found: dict[int, list[SyncOperation]] = {creator_id: [] for creator_id in creator_ids}
+    ranked = (
+        SyncOperation.objects.filter(creator_id__in=list(found))
+        .select_related("shop")
+        .annotate(rank=Window(RowNumber(), partition_by=F("creator_id"), order_by=_SYNC_OPERATIONS_ORDER))
+        .filter(rank__lte=limit)
+        .order_by("creator_id", "rank")
+    )
+    for operation in ranked:
+        found[operation.creator_id].append(operation)
+    return found
 
 
 def orders_currency(*, creator_id: int) -> str:
@@ -126,6 +159,29 @@ def _orders_currency(creator_id: int) -> str:
             return currency
     shop_currency = ShopConnection.objects.filter(creator_id=creator_id).exclude(currency="").values_list("currency", flat=True).first()
     return shop_currency or settings.CREATORFLOW["CURRENCY"]
+
+
+def orders_currency_many(*, creator_ids: Iterable[int]) -> dict[int, str]:
+    """``orders_currency`` of several creators: two statements for all of them."""
+    found: dict[int, str] = {}
+    creator_ids = list(creator_ids)
+    recent = (
+        Order.objects.filter(creator_id__in=creator_ids)
+        .annotate(rank=Window(RowNumber(), partition_by=F("creator_id"), order_by=(F("placed_at").desc(), F("pk").desc())))
+        .filter(rank__lte=CURRENCY_LOOKBACK)
+        .order_by("creator_id", "rank")
+        .values_list("creator_id", "currency")
+    )
+    for creator_id, currency in recent:
+        if currency and creator_id not in found:
+            found[creator_id] = currency
+    missing = [creator_id for creator_id in creator_ids if creator_id not in found]
+    if missing:
+        for creator_id, currency in (
+            ShopConnection.objects.filter(creator_id__in=missing).exclude(currency="").order_by("-pk").values_list("creator_id", "currency")
+        ):
+            found[creator_id] = currency  # in descending pk order: each creator's first shop is written last
+    return {creator_id: found.get(creator_id) or settings.CREATORFLOW["CURRENCY"] for creator_id in creator_ids}
 
 
 def shop_ids(*, creator_id: int) -> list[str]:

@@ -8,6 +8,7 @@ then paces it out to its browser (``realtime.frames``).
 import asyncio
 import logging
 import time
+from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 
 from asgiref.sync import async_to_sync
@@ -28,35 +29,58 @@ def creator_group(creator_id: int) -> str:
 
 
 def dashboard_push(*, creator_id: int, change: Change) -> None:
-    """Render what ``change`` altered once and send it to the creator's group.
+    """Render what ``change`` altered once and send it to the creator's group (``dashboards_push``)."""
+    dashboards_push({creator_id: change})
+
+
+def dashboards_push(changes: Mapping[int, Change]) -> None:
+    """Render what each creator's change altered, once, and send it to the creator's group.
 
     Whole fragments go as ``fragments`` (name → HTML), rows pushed on their own as ``rows``
-    (fragment → row id → HTML; ``fragments.push_plan`` decides which). Never raises: the change
-    is committed already, and a dashboard that misses a push is corrected by its next one or by
+    (fragment → row id → HTML; ``fragments.push_plan`` decides which). Several creators are
+    read together (``fragments.push_render_many``); when that fails, each is tried on its own, so
+    one creator's failure never holds back another's push. Never raises: the changes are
+    committed already, and a dashboard that misses a push is corrected by its next one or by
     the snapshot it gets when it reconnects.
     """
-    push = fragments.push_plan(creator_id=creator_id, change=change)
-    if not push.fragments and not push.rows:
-        return
     try:
+        pushes = {creator_id: fragments.push_plan(creator_id=creator_id, change=change) for creator_id, change in changes.items()}
+        pushes = {creator_id: push for creator_id, push in pushes.items() if push.fragments or push.rows}
+        if not pushes:
+            return
         # Taken before rendering, so a later render of a later commit always carries a later stamp.
         stamp = time.time()
-        rendered, rows = fragments.push_render(creator_id=creator_id, push=push)
-        if not rendered and not rows:
-            return
-        _group_send(creator_group(creator_id), {"type": FRAGMENTS_EVENT, "stamp": stamp, "fragments": rendered, "rows": rows})
+        rendered = fragments.push_render_many(pushes)
     except Exception as error:  # noqa: BLE001 - a failed push must not fail the committed change
-        logger.error(
-            "dashboard push to creator %s failed (%s: %s)",
-            creator_id,
-            type(error).__name__,
-            _first_line(error),
-            exc_info=logger.isEnabledFor(logging.DEBUG),
-        )
+        if len(changes) > 1:
+            for creator_id, change in changes.items():
+                dashboards_push({creator_id: change})
+            return
+        _log_failure(changes, error)
+        return
+    messages = [
+        (creator_group(creator_id), {"type": FRAGMENTS_EVENT, "stamp": stamp, "fragments": whole, "rows": rows})
+        for creator_id, (whole, rows) in rendered.items()
+        if whole or rows
+    ]
+    try:
+        _group_send(messages)
+    except Exception as error:  # noqa: BLE001 - as above
+        _log_failure(changes, error)
 
 
-def _group_send(group: str, message: dict) -> None:
-    """Send on the server's event loop when there is one.
+def _log_failure(changes: Mapping[int, Change], error: Exception) -> None:
+    logger.error(
+        "dashboard push to creator %s failed (%s: %s)",
+        ", ".join(map(str, changes)),
+        type(error).__name__,
+        _first_line(error),
+        exc_info=logger.isEnabledFor(logging.DEBUG),
+    )
+
+
+def _group_send(messages: list[tuple[str, dict]]) -> None:
+    """Send each (group, message), all in one hop onto the server's event loop when there is one.
 
     Views run in threads that asgiref links to the server loop, but a plain thread (the
     reservation expiry timer) would get a fresh loop from ``async_to_sync``: the in-memory
@@ -64,19 +88,23 @@ def _group_send(group: str, message: dict) -> None:
     connections would be opened per call.
     """
     layer = get_channel_layer()
-    if layer is None:
+    if layer is None or not messages:
         return
+
+    async def send_all() -> None:
+        await asyncio.gather(*(layer.group_send(group, message) for group, message in messages))
+
     loop = runtime.server_loop()
     here = _running_loop()
     if loop is not None and here is not loop:
-        asyncio.run_coroutine_threadsafe(layer.group_send(group, message), loop).result(timeout=SEND_TIMEOUT_SECONDS)
+        asyncio.run_coroutine_threadsafe(send_all(), loop).result(timeout=SEND_TIMEOUT_SECONDS)
     elif here is not None and loop is None:
         # A synchronous caller inside some other running loop (a notebook, a browser-driven test):
         # async_to_sync may not block that loop's thread, so the send runs on a thread of its own.
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="creatorflow-send") as sender:
-            sender.submit(async_to_sync(layer.group_send), group, message).result(timeout=SEND_TIMEOUT_SECONDS)
+            sender.submit(async_to_sync(send_all)).result(timeout=SEND_TIMEOUT_SECONDS)
     else:
-        async_to_sync(layer.group_send)(group, message)
+        async_to_sync(send_all)()
 
 
 def _running_loop() -> asyncio.AbstractEventLoop | None:

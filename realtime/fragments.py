@@ -22,7 +22,7 @@ from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
 from creatorflow.changes import ALERTS, INVENTORY, LIVE, ORDERS, Change
-from creatorflow.reads import reads_shared
+from creatorflow.reads import reads_shared, shared_reads_fill
 from inventory import selectors as inventory_selectors
 from inventory.models import Warehouse
 from orders import selectors as order_selectors
@@ -518,54 +518,106 @@ ROW_TEMPLATES = {
 }
 
 
-def _rows_recent_orders(creator_id: int, order_ids: set[int], now: datetime) -> list[tuple[str, dict]]:
-    tz = timezone.get_current_timezone()
-    rows = [OrderRow.of(order, tz) for order in order_selectors.orders_with_ids(creator_id=creator_id, order_ids=order_ids)]
-    currency = order_selectors.orders_currency(creator_id=creator_id) if any(not row.currency for row in rows) else ""
-    return [(f"order-{row.pk}", {"row": row, "currency": currency}) for row in rows]
+def _rows_recent_orders(order_ids: Mapping[int, set[int]]) -> dict[int, list]:
+    return order_selectors.orders_with_ids_many(order_ids=order_ids)
 
 
-def _rows_inventory_table(creator_id: int, product_ids: set[int], now: datetime) -> list[tuple[str, dict]]:
-    rows, _ = inventory_selectors.inventory_rows(creator_id=creator_id, product_ids=product_ids, limit=None)
-    running = live_selectors.live_running(creator_id=creator_id) if rows else None
-    sold = live_selectors.live_sold(session=running, now=now) if running else {}
-    return [
-        (
-            f"product-{row.product_pk}",
-            {"row": row, "sold": sold.get(row.product_pk, 0), "sort_key": inventory_sort(row), "live_running": running is not None},
-        )
-        for row in rows
-    ]
+def _rows_inventory_table(product_ids: Mapping[int, set[int]]) -> dict[int, list]:
+    return inventory_selectors.inventory_rows_many(product_ids=product_ids)
 
 
-def _rows_alert_list(creator_id: int, product_ids: set[int], now: datetime) -> list[tuple[str, dict]]:
-    alerts = inventory_selectors.alerts_open(creator_id=creator_id, product_ids=product_ids)
-    if not alerts:
-        return []
-    available = inventory_selectors.products_available(creator_id=creator_id, product_ids=[alert.product_id for alert in alerts])
-    return [
-        (f"alert-{alert.pk}", {"alert": AlertRow.of(alert, available=available.get(alert.product_id) or 0)})
-        for alert in alerts
-    ]
+def _rows_alert_list(product_ids: Mapping[int, set[int]]) -> dict[int, list]:
+    alerts = inventory_selectors.alerts_open_many(product_ids=product_ids)
+    available = inventory_selectors.products_available_many(
+        product_ids={creator_id: {alert.product_id for alert in found} for creator_id, found in alerts.items() if found}
+    ) if any(alerts.values()) else {}
+    return {creator_id: [(alert, available.get(alert.product_id) or 0) for alert in found] for creator_id, found in alerts.items()}
 
 
-_ROWS = {
+# Fragment → read the rows of several creators at once (creator → row ids), one statement or two for all.
+_ROWS_READ = {
     RECENT_ORDERS: _rows_recent_orders,
     INVENTORY_TABLE: _rows_inventory_table,
     ALERT_LIST: _rows_alert_list,
 }
 
 
-def push_render(*, creator_id: int, push: Push) -> tuple[dict[str, str], dict[str, dict[str, str]]]:
+def _row_order(creator_id: int, order, now: datetime) -> tuple[str, dict]:
+    row = OrderRow.of(order, timezone.get_current_timezone())
+    return f"order-{row.pk}", {"row": row, "currency": "" if row.currency else order_selectors.orders_currency(creator_id=creator_id)}
+
+
+def _row_inventory(creator_id: int, row: inventory_selectors.InventoryRow, now: datetime) -> tuple[str, dict]:
+    running = live_selectors.live_running(creator_id=creator_id)
+    sold = live_selectors.live_sold(session=running, now=now) if running else {}  # shared within a publish
+    context = {"row": row, "sold": sold.get(row.product_pk, 0), "sort_key": inventory_sort(row), "live_running": running is not None}
+    return f"product-{row.product_pk}", context
+
+
+def _row_alert(creator_id: int, read: tuple, now: datetime) -> tuple[str, dict]:
+    alert, available = read
+    return f"alert-{alert.pk}", {"alert": AlertRow.of(alert, available=available)}
+
+
+# Fragment → (creator, what ``_ROWS_READ`` gave for one row, now) → (row id, template context).
+_ROW_CONTEXTS = {
+    RECENT_ORDERS: _row_order,
+    INVENTORY_TABLE: _row_inventory,
+    ALERT_LIST: _row_alert,
+}
+
+Rendered = tuple[dict[str, str], dict[str, dict[str, str]]]
+
+
+def _push_reads(pushes: Mapping[int, Push]) -> None:
+    """Read, for every creator of the pushes at once, what their whole fragments ask for per creator."""
+    def needing(*names: str) -> list[int]:
+        return [creator_id for creator_id, push in pushes.items() if set(push.fragments) & set(names)]
+
+    shared_reads_fill("creator_tz", pushes, selectors.creator_tz_many)
+    shared_reads_fill("live_running", pushes, lambda ids: live_selectors.live_running_many(creator_ids=ids))
+    priced = needing(*_SHOWS_AMOUNTS) + [creator_id for creator_id, push in pushes.items() if RECENT_ORDERS in push.rows]
+    shared_reads_fill("orders_currency", set(priced), lambda ids: order_selectors.orders_currency_many(creator_ids=ids))
+    shared_reads_fill("metrics_stored", needing(METRIC_CARDS), lambda ids: selectors.metrics_stored_many(creator_ids=ids))
+    shared_reads_fill(
+        "orders_per_hour",
+        [(creator_id, CHART_HOURS) for creator_id in needing(ORDERS_CHART)],
+        lambda keys: {
+            (creator_id, CHART_HOURS): slots
+            for creator_id, slots in selectors.orders_per_hour_many(creator_ids=[c for c, _ in keys], hours=CHART_HOURS).items()
+        },
+    )
+    shared_reads_fill(
+        "sync_operations_recent", needing(SYNC_OPERATIONS), lambda ids: order_selectors.sync_operations_recent_many(creator_ids=ids)
+    )
+
+
+def push_render_many(pushes: Mapping[int, Push]) -> dict[int, Rendered]:
+    """Render the pushes of several creators: each kind of read once for all of them, then each creator's HTML.
+
+    Returns creator → (whole fragments: name → HTML, rows: fragment → row id → HTML).
+    """
+    rendered: dict[int, Rendered] = {}
+    with reads_shared():
+        _push_reads(pushes)
+        reads = {
+            name: read({creator_id: ids for creator_id, push in pushes.items() if (ids := push.rows.get(name))})
+            for name, read in _ROWS_READ.items()
+            if any(push.rows.get(name) for push in pushes.values())
+        }
+        for creator_id, push in pushes.items():
+            with timezone.override(selectors.creator_tz(creator_id)):
+                whole = fragments_render(creator_id=creator_id, names=push.fragments) if push.fragments else {}
+                now = timezone.now()
+                rows: dict[str, dict[str, str]] = {}
+                for name, found in reads.items():
+                    lines = [_ROW_CONTEXTS[name](creator_id, read, now) for read in found.get(creator_id, ())]
+                    if lines:
+                        rows[name] = {row_id: render_to_string(ROW_TEMPLATES[name], context) for row_id, context in lines}
+            rendered[creator_id] = (whole, rows)
+    return rendered
+
+
+def push_render(*, creator_id: int, push: Push) -> Rendered:
     """Render a push: its whole fragments (name → HTML) and its rows (fragment → row id → HTML)."""
-    with reads_shared(), timezone.override(selectors.creator_tz(creator_id)):
-        rendered = fragments_render(creator_id=creator_id, names=push.fragments) if push.fragments else {}
-        now = timezone.now()
-        rows: dict[str, dict[str, str]] = {}
-        for name, ids in push.rows.items():
-            if not ids:
-                continue
-            lines = _ROWS[name](creator_id, ids, now)
-            if lines:
-                rows[name] = {row_id: render_to_string(ROW_TEMPLATES[name], row_context) for row_id, row_context in lines}
-    return rendered, rows
+    return push_render_many({creator_id: push})[creator_id]

@@ -1,31 +1,62 @@
-"""After commit, bring a creator's dashboards up to date: recompute the touched metrics, then push.
+"""After commit, bring creators' dashboards up to date: recompute the touched metrics, then push.
 
 ``creatorflow.changes`` hands every committed change (creator, topics, row ids) to
 ``changes_published``, which the realtime app registers at start-up. It publishes at once, or,
 when ``PUBLISH_COALESCE_SECONDS`` is set, through this process's coalescer (``realtime.runtime``),
-which merges a creator's changes while they wait.
+which merges a creator's changes while they wait and hands every creator due in one cycle to
+``changes_publish_many`` together: each kind of read and write is one statement for all of them.
 """
+
+import logging
+from collections.abc import Mapping
 
 from django.conf import settings
 
 from creatorflow.changes import ALERTS, INVENTORY, ORDERS, SYNC, SYSTEM, Change
-from creatorflow.reads import reads_shared
+from creatorflow.reads import reads_shared, shared_reads_fill
 
-from . import broadcast, runtime, services
+from . import broadcast, runtime, selectors, services
+from .live import selectors as live_selectors
+
+logger = logging.getLogger("creatorflow.realtime")
 
 METRIC_TYPES_BY_TOPIC = {ORDERS: "orders", INVENTORY: "inventory", ALERTS: "inventory", SYNC: "system", SYSTEM: "system"}
 
 
-def changes_publish(creator_id: int, change: Change) -> None:
-    """Recompute the metrics under the change's topics and push what changed to the creator.
+def changes_publish_many(changes: Mapping[int, Change]) -> None:
+    """Recompute the metrics under each creator's change and push what changed, for all of them at once.
 
-    The creator's time zone, running LIVE and currency are read once for the whole publish.
+    The creators' time zones and running LIVEs are read once for all; the metrics are recomputed
+    and stored with one statement per group of metrics. When that fails, each creator is tried on
+    its own, so one creator's failure never holds back the others.
     """
-    metric_types = {METRIC_TYPES_BY_TOPIC[topic] for topic in change.topics if topic in METRIC_TYPES_BY_TOPIC}
+    metric_types = {
+        creator_id: types
+        for creator_id, change in changes.items()
+        if (types := {METRIC_TYPES_BY_TOPIC[topic] for topic in change.topics if topic in METRIC_TYPES_BY_TOPIC})
+    }  # a LIVE's start or end changes no metric
     with reads_shared():
-        if metric_types:  # a LIVE's start or end changes no metric
-            services.metrics_recompute(creator_id=creator_id, metric_types=metric_types)
-        broadcast.dashboard_push(creator_id=creator_id, change=change)
+        try:
+            shared_reads_fill("creator_tz", changes, selectors.creator_tz_many)
+            shared_reads_fill("live_running", changes, lambda ids: live_selectors.live_running_many(creator_ids=ids))
+            if metric_types:
+                services.metrics_recompute_many(metric_types=metric_types)
+        except Exception:
+            if len(changes) == 1:
+                raise
+            logger.warning("publishing %s creators together failed; publishing each on its own", len(changes))
+            for creator_id, change in changes.items():
+                try:
+                    changes_publish_many({creator_id: change})
+                except Exception as error:  # noqa: BLE001 - the changes are committed; the next publish corrects
+                    logger.error("publish for creator %s failed (%s)", creator_id, type(error).__name__)
+            return
+        broadcast.dashboards_push(changes)
+
+
+def changes_publish(creator_id: int, change: Change) -> None:
+    """Recompute the metrics under the change's topics and push what changed to the creator."""
+    changes_publish_many({creator_id: change})
 
 
 def changes_published(creator_id: int, change: Change) -> None:
@@ -34,4 +65,4 @@ def changes_published(creator_id: int, change: Change) -> None:
     if interval <= 0:
         changes_publish(creator_id, change)
         return
-    runtime.coalescer(interval, changes_publish).add(creator_id, change)
+    runtime.coalescer(interval, changes_publish_many).add(creator_id, change)

@@ -1,13 +1,17 @@
 """Reads behind the dashboard metrics, from rollups (live) and from source rows (resync)."""
 
+import operator
 import zoneinfo
 from collections import defaultdict
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, time, timedelta
 from decimal import Decimal
+from functools import reduce
 
 from django.contrib.auth import get_user_model
-from django.db.models import Count, F, Max, Q, Sum
+from django.db.models import Count, F, Max, Q, Sum, Window
+from django.db.models.functions import RowNumber
 from django.utils import timezone
 
 from creatorflow.models import SystemHealth
@@ -29,6 +33,14 @@ def creator_tz(creator_id: int) -> zoneinfo.ZoneInfo:
         ("creator_tz", creator_id),
         lambda: zoneinfo.ZoneInfo(get_user_model().objects.values_list("timezone", flat=True).get(pk=creator_id)),
     )
+
+
+def creator_tz_many(creator_ids: Iterable[int]) -> dict[int, zoneinfo.ZoneInfo]:
+    """The time zones of several creators, in one statement."""
+    return {
+        pk: zoneinfo.ZoneInfo(name)
+        for pk, name in get_user_model().objects.filter(pk__in=list(creator_ids)).values_list("pk", "timezone")
+    }
 
 
 def today_bounds(*, tz: zoneinfo.ZoneInfo, now: datetime) -> tuple[datetime, datetime]:
@@ -55,26 +67,42 @@ def _average_minutes(seconds: int, count: int) -> float | None:
 # --- orders ------------------------------------------------------------------------------
 
 
-def _order_metrics_from_rollups(creator_id: int, now: datetime) -> dict:
-    start, end = today_bounds(tz=creator_tz(creator_id), now=now)
+def _order_metrics_from_rollups(creator_ids: list[int], now: datetime) -> dict[int, dict]:
+    """The order metrics of several creators from their rollups: two statements for all of them."""
     window = processing_window_start(now)
-    totals = OrderTotals.objects.filter(creator_id=creator_id).first() or OrderTotals(creator_id=creator_id)
-    today, shipped = Q(start__gte=start, start__lt=end), Q(start__gte=window)
-    figures = OrderStatsBucket.objects.filter(creator_id=creator_id, start__gte=min(start, window)).aggregate(
-        today_count=Sum("placed_count", filter=today),
-        gmv=Sum("paid_amount", filter=today),
-        shipped_count=Sum("shipped_count", filter=shipped),
-        seconds=Sum("processing_seconds", filter=shipped),
+    bounds = {creator_id: today_bounds(tz=creator_tz(creator_id), now=now) for creator_id in creator_ids}
+    totals = {row.creator_id: row for row in OrderTotals.objects.filter(creator_id__in=creator_ids)}
+    today = reduce(  # each creator's own local today
+        operator.or_, (Q(creator_id=creator_id, start__gte=start, start__lt=end) for creator_id, (start, end) in bounds.items())
     )
-    return {
-        "total_count": totals.orders_count,
-        "today_count": figures["today_count"] or 0,
-        "total_revenue": _money(totals.completed_revenue),
-        "avg_processing_time": _average_minutes(figures["seconds"] or 0, figures["shipped_count"] or 0),
-        "gmv_today": _money(figures["gmv"]),
-        "short_count": totals.short_count,
-        "short_units": totals.short_units,
+    shipped = Q(start__gte=window)
+    earliest = min([window, *(start for start, _ in bounds.values())])
+    figures = {
+        row["creator_id"]: row
+        for row in OrderStatsBucket.objects.filter(creator_id__in=creator_ids, start__gte=earliest)
+        .order_by()
+        .values("creator_id")
+        .annotate(
+            today_count=Sum("placed_count", filter=today),
+            gmv=Sum("paid_amount", filter=today),
+            shipped_count=Sum("shipped_count", filter=shipped),
+            seconds=Sum("processing_seconds", filter=shipped),
+        )
     }
+    values = {}
+    for creator_id in creator_ids:
+        total = totals.get(creator_id) or OrderTotals(creator_id=creator_id)
+        figure = figures.get(creator_id, {})
+        values[creator_id] = {
+            "total_count": total.orders_count,
+            "today_count": figure.get("today_count") or 0,
+            "total_revenue": _money(total.completed_revenue),
+            "avg_processing_time": _average_minutes(figure.get("seconds") or 0, figure.get("shipped_count") or 0),
+            "gmv_today": _money(figure.get("gmv")),
+            "short_count": total.short_count,
+            "short_units": total.short_units,
+        }
+    return values
 
 
 def _order_metrics_from_source(creator_id: int, now: datetime) -> dict:
@@ -115,41 +143,64 @@ def _order_metrics_from_source(creator_id: int, now: datetime) -> dict:
 
 def orders_per_hour(*, creator_id: int, now: datetime | None = None, hours: int = 24) -> list[tuple[datetime, int]]:
     """Orders placed per hour over the last ``hours`` hours, oldest first."""
+    return shared_read(
+        ("orders_per_hour", creator_id, hours),
+        lambda: orders_per_hour_many(creator_ids=[creator_id], now=now, hours=hours)[creator_id],
+    )
+
+
+def orders_per_hour_many(
+    *, creator_ids: Iterable[int], now: datetime | None = None, hours: int = 24
+) -> dict[int, list[tuple[datetime, int]]]:
+    """``orders_per_hour`` of several creators, in one statement."""
     now = now or timezone.now()
     current = now.replace(minute=0, second=0, microsecond=0)
     first = current - timedelta(hours=hours - 1)
-    counts: dict[datetime, int] = defaultdict(int)
-    for start, placed in OrderStatsBucket.objects.filter(
-        creator_id=creator_id, start__gte=first, placed_count__gt=0
-    ).values_list("start", "placed_count"):
-        counts[start.replace(minute=0)] += placed
-    return [(first + timedelta(hours=i), counts[first + timedelta(hours=i)]) for i in range(hours)]
+    counts: dict[int, dict[datetime, int]] = {creator_id: defaultdict(int) for creator_id in creator_ids}
+    for creator_id, start, placed in OrderStatsBucket.objects.filter(
+        creator_id__in=list(counts), start__gte=first, placed_count__gt=0
+    ).values_list("creator_id", "start", "placed_count"):
+        counts[creator_id][start.replace(minute=0)] += placed
+    slots = [first + timedelta(hours=i) for i in range(hours)]
+    return {creator_id: [(slot, per_hour[slot]) for slot in slots] for creator_id, per_hour in counts.items()}
 
 
 # --- inventory ---------------------------------------------------------------------------
 
 
-def _inventory_metrics(creator_id: int) -> dict:
-    products = Product.objects.filter(creator_id=creator_id).annotate(
+def _inventory_metrics(creator_ids: list[int]) -> dict[int, dict]:
+    """The inventory metrics of several creators: two statements for all of them."""
+    figures = {creator_id: {"total_products": 0, "low": 0, "value": Decimal(0)} for creator_id in creator_ids}
+    products = Product.objects.filter(creator_id__in=creator_ids).annotate(
         total_available=Sum("stocks__available"), value=Sum(F("stocks__on_hand") * F("unit_cost"))
     )
-    total_products = low = 0
-    total_value = Decimal(0)
-    for available, reorder_point, value in products.values_list("total_available", "reorder_point", "value"):
-        total_products += 1
-        total_value += value or 0
+    for creator_id, available, reorder_point, value in products.values_list(
+        "creator_id", "total_available", "reorder_point", "value"
+    ):
+        figure = figures[creator_id]
+        figure["total_products"] += 1
+        figure["value"] += value or 0
         if stock_is_low(available=available or 0, reorder_point=reorder_point):
-            low += 1
-    critical = InventoryAlert.objects.filter(
-        creator_id=creator_id,
-        status=InventoryAlert.Status.ACTIVE,
-        severity__in=[InventoryAlert.Severity.CRITICAL, InventoryAlert.Severity.EMERGENCY],
-    ).count()
+            figure["low"] += 1
+    critical = dict(
+        InventoryAlert.objects.filter(
+            creator_id__in=creator_ids,
+            status=InventoryAlert.Status.ACTIVE,
+            severity__in=[InventoryAlert.Severity.CRITICAL, InventoryAlert.Severity.EMERGENCY],
+        )
+        .order_by()
+        .values_list("creator_id")
+        .annotate(count=Count("pk"))
+        .values_list("creator_id", "count")
+    )
     return {
-        "total_products": total_products,
-        "low_stock_count": low,
-        "total_value": _money(total_value),
-        "critical_alerts": critical,
+        creator_id: {
+            "total_products": figure["total_products"],
+            "low_stock_count": figure["low"],
+            "total_value": _money(figure["value"]),
+            "critical_alerts": critical.get(creator_id, 0),
+        }
+        for creator_id, figure in figures.items()
     }
 
 
@@ -158,38 +209,71 @@ def _inventory_metrics(creator_id: int) -> dict:
 
 def health_latest(*, creator_id: int, now: datetime) -> dict[str, SystemHealth]:
     """Latest SystemHealth record per component in the last 15 minutes (global and the creator's)."""
-    latest: dict[str, SystemHealth] = {}
-    for record in SystemHealth.objects.filter(
-        Q(creator_id=creator_id) | Q(creator__isnull=True), measured_at__gte=now - HEALTH_WINDOW
-    ).order_by("component", "-measured_at", "-pk"):
-        latest.setdefault(record.component, record)
+    return health_latest_many(creator_ids=[creator_id], now=now)[creator_id]
+
+
+def health_latest_many(*, creator_ids: list[int], now: datetime) -> dict[int, dict[str, SystemHealth]]:
+    """``health_latest`` of several creators, in one statement."""
+    shared: dict[str, SystemHealth] = {}
+    own: dict[int, dict[str, SystemHealth]] = defaultdict(dict)
+    latest_first = (F("measured_at").desc(), F("pk").desc())
+    for record in (
+        SystemHealth.objects.filter(
+            Q(creator_id__in=creator_ids) | Q(creator__isnull=True), measured_at__gte=now - HEALTH_WINDOW
+        )
+        .annotate(rank=Window(RowNumber(), partition_by=(F("component"), F("creator_id")), order_by=latest_first))
+        .filter(rank=1)  # a server process reports every few seconds: read only each one's latest
+    ):
+        (shared if record.creator_id is None else own[record.creator_id]).setdefault(record.component, record)
+    latest = {}
+    for creator_id in creator_ids:
+        records = dict(shared)
+        for component, record in own[creator_id].items():
+            other = records.get(component)
+            if other is None or (record.measured_at, record.pk) > (other.measured_at, other.pk):
+                records[component] = record
+        latest[creator_id] = records
     return latest
 
 
-def _system_metrics(creator_id: int, now: datetime) -> dict:
-    latest = health_latest(creator_id=creator_id, now=now)
+def _system_metrics(creator_ids: list[int], now: datetime) -> dict[int, dict]:
+    """The system metrics of several creators: two statements for all of them."""
+    latest = health_latest_many(creator_ids=creator_ids, now=now)
+    resync, stream = Q(type=SyncOperation.Type.RESYNC), Q(type=SyncOperation.Type.WEBHOOK_STREAM)
+    finished = resync & Q(completed_at__isnull=False)
+    operations = {
+        row["creator_id"]: row
+        for row in SyncOperation.objects.filter(creator_id__in=creator_ids)
+        .order_by()
+        .values("creator_id")
+        .annotate(
+            syncing=Count("pk", filter=resync & Q(status__in=SyncOperation.ACTIVE_STATUSES)),
+            stream_failed=Count("pk", filter=stream & Q(status=SyncOperation.Status.FAILED)),
+            last_finished=Max("completed_at", filter=finished),
+            last_failed=Max("completed_at", filter=finished & Q(status=SyncOperation.Status.FAILED)),
+            last_completed=Max("completed_at", filter=resync & Q(status=SyncOperation.Status.COMPLETED)),
+            last_event=Max("last_event_at", filter=stream),
+        )
+    }
+    return {
+        creator_id: _system_figures(latest[creator_id], operations.get(creator_id, {})) for creator_id in creator_ids
+    }
+
+
+def _system_figures(latest: dict[str, SystemHealth], operations: dict) -> dict:
     worst = max(
         (record.status for record in latest.values()),
         key=lambda status: SystemHealth.STATUS_RANK.get(status, 0),
         default=SystemHealth.Status.NOMINAL,
     )
-    resync, stream = Q(type=SyncOperation.Type.RESYNC), Q(type=SyncOperation.Type.WEBHOOK_STREAM)
-    finished = resync & Q(completed_at__isnull=False)
-    operations = SyncOperation.objects.filter(creator_id=creator_id).aggregate(
-        syncing=Count("pk", filter=resync & Q(status__in=SyncOperation.ACTIVE_STATUSES)),
-        stream_failed=Count("pk", filter=stream & Q(status=SyncOperation.Status.FAILED)),
-        last_finished=Max("completed_at", filter=finished),
-        last_failed=Max("completed_at", filter=finished & Q(status=SyncOperation.Status.FAILED)),
-        last_completed=Max("completed_at", filter=resync & Q(status=SyncOperation.Status.COMPLETED)),
-        last_event=Max("last_event_at", filter=stream),
-    )
-    if operations["syncing"]:
+    if operations.get("syncing"):
         sync_status = "syncing"
     else:
         # The latest finished resync decides, with a failed stream: a later success clears a failure.
-        resync_failed = operations["last_failed"] is not None and operations["last_failed"] == operations["last_finished"]
-        sync_status = "error" if operations["stream_failed"] or resync_failed else "synced"
-    moments = [moment for moment in (operations["last_event"], operations["last_completed"]) if moment is not None]
+        last_failed = operations.get("last_failed")
+        resync_failed = last_failed is not None and last_failed == operations.get("last_finished")
+        sync_status = "error" if operations.get("stream_failed") or resync_failed else "synced"
+    moments = [moment for moment in (operations.get("last_event"), operations.get("last_completed")) if moment is not None]
     return {
         "health_status": str(worst),
         "sync_status": sync_status,
@@ -220,16 +304,31 @@ def metrics_compute(
     *, creator_id: int, metric_types: set[str] | None = None, now: datetime | None = None
 ) -> dict[tuple[str, str], object]:
     """Compute the creator's metrics from rollups (cost independent of order history)."""
+    return metrics_compute_many(metric_types={creator_id: metric_types}, now=now)[creator_id]
+
+
+_METRIC_GROUPS = {
+    "orders": _order_metrics_from_rollups,
+    "inventory": lambda creator_ids, now: _inventory_metrics(creator_ids),
+    "system": _system_metrics,
+}
+
+
+def metrics_compute_many(
+    *, metric_types: Mapping[int, set[str] | None], now: datetime | None = None
+) -> dict[int, dict[tuple[str, str], object]]:
+    """Compute several creators' metrics (creator → its metric types, None for all) from rollups.
+
+    Each group of metrics costs the same few statements for one creator or for a hundred.
+    """
     now = now or timezone.now()
-    groups = {
-        "orders": lambda: _order_metrics_from_rollups(creator_id, now),
-        "inventory": lambda: _inventory_metrics(creator_id),
-        "system": lambda: _system_metrics(creator_id, now),
-    }
-    values = {}
-    for metric_type, compute in groups.items():
-        if metric_types is None or metric_type in metric_types:
-            values.update({(metric_type, key): value for key, value in compute().items()})
+    values: dict[int, dict[tuple[str, str], object]] = {creator_id: {} for creator_id in metric_types}
+    for metric_type, compute in _METRIC_GROUPS.items():
+        creator_ids = [creator_id for creator_id, types in metric_types.items() if types is None or metric_type in types]
+        if not creator_ids:
+            continue
+        for creator_id, figures in compute(creator_ids, now).items():
+            values[creator_id].update({(metric_type, key): value for key, value in figures.items()})
     return values
 
 
@@ -242,10 +341,17 @@ def metrics_from_source(*, creator_id: int, now: datetime | None = None) -> dict
 
 
 def metrics_stored(*, creator_id: int) -> dict[tuple[str, str], object]:
-    return {
-        (metric.metric_type, metric.metric_key): metric.value
-        for metric in DashboardMetric.objects.filter(creator_id=creator_id)
-    }
+    return shared_read(("metrics_stored", creator_id), lambda: metrics_stored_many(creator_ids=[creator_id])[creator_id])
+
+
+def metrics_stored_many(*, creator_ids: Iterable[int]) -> dict[int, dict[tuple[str, str], object]]:
+    """The stored metrics of several creators, in one statement."""
+    stored: dict[int, dict[tuple[str, str], object]] = {creator_id: {} for creator_id in creator_ids}
+    for creator_id, metric_type, key, value in DashboardMetric.objects.filter(creator_id__in=list(stored)).values_list(
+        "creator_id", "metric_type", "metric_key", "value"
+    ):
+        stored[creator_id][(metric_type, key)] = value
+    return stored
 
 
 METRIC_KEYS = {

@@ -5,6 +5,7 @@ grow with the creator's order history; ``metrics_resync`` rebuilds the rollups a
 the source rows and reports what had drifted.
 """
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -20,11 +21,13 @@ from . import selectors
 from .models import DashboardMetric
 
 
-def _store(creator_id: int, values: dict[tuple[str, str], object]) -> None:
+def _store(values: dict[int, dict[tuple[str, str], object]]) -> None:
+    """Store creators' metric values (creator → (type, key) → value), one statement for all."""
     DashboardMetric.objects.bulk_create(
         [
             DashboardMetric(creator_id=creator_id, metric_type=metric_type, metric_key=key, value=value)
-            for (metric_type, key), value in values.items()
+            for creator_id, figures in values.items()
+            for (metric_type, key), value in figures.items()
         ],
         update_conflicts=True,
         unique_fields=["creator", "metric_type", "metric_key"],
@@ -34,8 +37,18 @@ def _store(creator_id: int, values: dict[tuple[str, str], object]) -> None:
 
 def metrics_recompute(*, creator_id: int, metric_types: set[str] | None = None, now: datetime | None = None) -> dict:
     """Recompute and store the creator's metrics of the given types (all when None)."""
-    values = selectors.metrics_compute(creator_id=creator_id, metric_types=metric_types, now=now)
-    _store(creator_id, values)
+    return metrics_recompute_many(metric_types={creator_id: metric_types}, now=now)[creator_id]
+
+
+def metrics_recompute_many(
+    *, metric_types: Mapping[int, set[str] | None], now: datetime | None = None
+) -> dict[int, dict[tuple[str, str], object]]:
+    """Recompute and store several creators' metrics (creator → its metric types, None for all).
+
+    The statements are the same for one creator as for every creator of a publishing cycle.
+    """
+    values = selectors.metrics_compute_many(metric_types=metric_types, now=now)
+    _store(values)
     return values
 
 
@@ -60,6 +73,6 @@ def metrics_resync(*, creator_id: int, now: datetime | None = None) -> list[Drif
         for (metric_type, key), value in actual.items()
         if stored.get((metric_type, key)) != value
     ]
-    _store(creator_id, actual)
+    _store({creator_id: actual})
     changes_mark(creator_id, *TOPICS)
     return drifts

@@ -5,6 +5,7 @@ rollups (``OrderMinute``, ``ProductSalesMinute``): the minute it starts in throu
 ends in (now, while it runs). The cost is a few hundred rows whatever the seller's history.
 """
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -63,9 +64,16 @@ def _minutes(session: LiveSession, now: datetime) -> tuple[datetime, datetime]:
 
 def live_running(*, creator_id: int) -> LiveSession | None:
     """Return the creator's running LIVE session, if one runs."""
-    return shared_read(
-        ("live_running", creator_id), lambda: LiveSession.objects.filter(creator_id=creator_id, ended_at__isnull=True).first()
-    )
+    return shared_read(("live_running", creator_id), lambda: live_running_many(creator_ids=[creator_id])[creator_id])
+
+
+def live_running_many(*, creator_ids: Iterable[int]) -> dict[int, LiveSession | None]:
+    """The running LIVE session (or None) of several creators, in one statement."""
+    running: dict[int, LiveSession | None] = dict.fromkeys(creator_ids)
+    sessions = LiveSession.objects.filter(creator_id__in=list(running), ended_at__isnull=True).order_by("started_at", "pk")
+    for session in sessions:
+        running[session.creator_id] = session  # the latest started is written last, as ``.first()`` would pick it
+    return running
 
 
 def live_ended(*, creator_id: int, limit: int = RECENT_LIMIT) -> list[LiveSession]:
@@ -109,7 +117,14 @@ def live_figures(*, session: LiveSession, now: datetime | None = None, products:
 
 
 def live_sold(*, session: LiveSession, now: datetime | None = None) -> dict[int, int]:
-    """Units sold per product (by primary key) during the session, cancellations taken off."""
+    """Units sold per product (by primary key) during the session, cancellations taken off.
+
+    Read once per shared scope (a publish): the LIVE header and the inventory rows both show it.
+    """
+    return shared_read(("live_sold", session.pk), lambda: _live_sold(session, now))
+
+
+def _live_sold(session: LiveSession, now: datetime | None) -> dict[int, int]:
     first, last = _minutes(session, now or timezone.now())
     return dict(
         ProductSalesMinute.objects.filter(

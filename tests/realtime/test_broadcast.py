@@ -12,7 +12,8 @@ from django.test.utils import CaptureQueriesContext
 from creatorflow.changes import Change
 from creatorflow.health import health_record
 from realtime.broadcast import FRAGMENTS_EVENT, creator_group, dashboard_push
-from realtime.publisher import changes_publish
+from realtime.models import DashboardMetric
+from realtime.publisher import changes_publish, changes_publish_many
 
 pytestmark = pytest.mark.django_db
 
@@ -182,4 +183,64 @@ def test_a_publish_reads_the_time_zone_live_session_and_currency_once(
     statements = [query["sql"] for query in queries.captured_queries]
     assert sum('"timezone"' in sql and "accounts_creator" in sql for sql in statements) == 1
     assert sum("ended_at" in sql and "IS NULL" in sql for sql in statements) == 1  # the running LIVE
-    assert sum(sql.startswith('SELECT "orders_order"."currency" AS') for sql in statements) == 1
+    # The seller's currency: the latest orders ranked per creator (one statement for all the creators published together).
+    assert sum("ROW_NUMBER" in sql and '"orders_order"."currency"' in sql for sql in statements) == 1
+
+
+def _order_change(order, product) -> Change:
+    """What the order path marks for a new order: its row, its product's row, the webhook stream."""
+    change = Change.of("orders", ids=[order.pk])
+    change.add(["inventory"], ids=[product.pk])
+    change.add(["sync"])
+    return change
+
+
+def test_creators_published_together_cost_the_statements_of_one_and_each_gets_only_its_rows(
+    make_creator, make_shop, make_product, place_order, django_capture_on_commit_callbacks
+):
+    sellers = []
+    with django_capture_on_commit_callbacks(execute=True):  # published before anyone listens
+        for number in range(4):
+            seller = make_creator(f"seller{number}", timezone=["UTC", "Asia/Tokyo", "America/New_York", "Europe/Paris"][number])
+            product = make_product(seller, stock=100, name=f"Serum of seller {number}")
+            sellers.append((seller, make_shop(seller), product))
+    layer = get_channel_layer()
+    channels = {}
+    for seller, _, _ in sellers:
+        channels[seller.pk] = async_to_sync(layer.new_channel)()
+        async_to_sync(layer.group_add)(creator_group(seller.pk), channels[seller.pk])
+    changes = {seller.pk: _order_change(place_order(shop, product), product) for seller, shop, product in sellers}
+
+    with CaptureQueriesContext(connection) as one:
+        changes_publish_many({sellers[0][0].pk: changes[sellers[0][0].pk]})
+    with CaptureQueriesContext(connection) as together:
+        changes_publish_many(changes)
+
+    assert len(together) == len(one)  # one statement per kind of read for every creator of the cycle
+    async_to_sync(layer.receive)(channels[sellers[0][0].pk])  # the first publish's message
+    for number, (seller, _, product) in enumerate(sellers):
+        message = async_to_sync(layer.receive)(channels[seller.pk])
+        order_rows = message["rows"]["recent-orders"]
+        inventory_rows = message["rows"]["inventory-table"]
+        assert list(order_rows) == [f"order-{changes[seller.pk].rows('orders').pop()}"]
+        assert list(inventory_rows) == [f"product-{product.pk}"]
+        assert f"Serum of seller {number}" in inventory_rows[f"product-{product.pk}"]
+        assert not any(f"Serum of seller {other}" in html for other in range(4) if other != number for html in order_rows.values())
+        assert {"metric-cards", "orders-chart", "sync-operations"} <= set(message["fragments"])
+    stored = DashboardMetric.objects.filter(metric_type="orders", metric_key="total_count")
+    assert {metric.creator_id: metric.value for metric in stored} == {seller.pk: 1 for seller, _, _ in sellers}
+
+
+def test_a_creator_that_fails_in_a_cycle_does_not_hold_back_the_others(creator, shop, make_product, place_order, caplog):
+    product = make_product(creator, stock=100, name="Survivor serum")
+    layer = get_channel_layer()
+    channel = async_to_sync(layer.new_channel)()
+    async_to_sync(layer.group_add)(creator_group(creator.pk), channel)
+    gone = 999_999  # a creator deleted between commit and publish: every read of theirs fails
+
+    with caplog.at_level(logging.ERROR, logger="creatorflow.realtime"):
+        changes_publish_many({gone: Change.of("orders"), creator.pk: _order_change(place_order(shop, product), product)})
+
+    message = _received(channel)
+    assert "Survivor serum" in message["rows"]["inventory-table"][f"product-{product.pk}"]
+    assert [record.getMessage() for record in caplog.records] == [f"publish for creator {gone} failed (DoesNotExist)"]

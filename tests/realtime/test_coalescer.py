@@ -19,14 +19,16 @@ class Recorder:
 
     def __init__(self, *, slow: dict[int, float] | None = None) -> None:
         self.calls: list[tuple[int, float, frozenset]] = []
+        self.cycles: list[set[int]] = []
         self.slow = slow or {}
         self.lock = threading.Lock()
 
-    def __call__(self, creator_id: int, change: Change) -> None:
+    def __call__(self, changes: dict[int, Change]) -> None:
         started = time.monotonic()
-        time.sleep(self.slow.get(creator_id, 0))
+        time.sleep(max(self.slow.get(creator_id, 0) for creator_id in changes))
         with self.lock:
-            self.calls.append((creator_id, started, frozenset(change.topics)))
+            self.cycles.append(set(changes))
+            self.calls.extend((creator_id, started, frozenset(change.topics)) for creator_id, change in changes.items())
 
     def of(self, creator_id: int) -> list[float]:
         with self.lock:
@@ -77,6 +79,29 @@ def test_a_slow_creator_does_not_hold_up_another():
     wait_for(lambda: recorder.of(2))
     assert recorder.of(2)[0] - added < 0.5
     wait_for(lambda: recorder.of(1), seconds=5)
+
+
+def test_creators_falling_due_while_every_worker_is_busy_are_published_together_in_one_cycle():
+    recorder = Recorder(slow={1: 0.3})
+    coalescer = Coalescer(INTERVAL, recorder, workers=1)
+    coalescer.add(1, Change.of("orders"))
+    wait_for(lambda: recorder.cycles or coalescer.in_flight)  # creator 1's cycle holds the one worker
+    for creator_id in (2, 3, 4):
+        coalescer.add(creator_id, Change.of("orders"))
+    wait_for(lambda: len(recorder.calls) == 4)
+    assert recorder.cycles == [{1}, {2, 3, 4}]
+    assert (coalescer.publishes, coalescer.cycles) == (4, 2)
+
+
+def test_at_low_load_each_change_is_published_at_once_in_a_cycle_of_its_own():
+    recorder = Recorder()
+    coalescer = Coalescer(INTERVAL, recorder)
+    for creator_id in (1, 2):
+        added = time.monotonic()
+        coalescer.add(creator_id, Change.of("orders"))
+        wait_for(lambda creator_id=creator_id: recorder.of(creator_id))
+        assert recorder.of(creator_id)[0] - added < INTERVAL / 2
+    assert recorder.cycles == [{1}, {2}]
 
 
 @pytest.mark.redis

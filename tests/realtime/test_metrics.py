@@ -70,8 +70,8 @@ def test_metrics_are_recomputed_once_per_transaction_per_creator(
     products = [make_product(creator, stock=100) for _ in range(3)]
     other_product = make_product(other, stock=100)
     calls = []
-    real = services.metrics_recompute
-    monkeypatch.setattr(services, "metrics_recompute", lambda **kw: calls.append(kw["creator_id"]) or real(**kw))
+    real = services.metrics_recompute_many
+    monkeypatch.setattr(services, "metrics_recompute_many", lambda **kw: calls.extend(kw["metric_types"]) or real(**kw))
     with django_capture_on_commit_callbacks(execute=True), transaction.atomic():
         for number in range(5):
             place(shop, f"A{number}", lines=[OrderLine(p.external_id, 1) for p in products])

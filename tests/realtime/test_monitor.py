@@ -42,7 +42,7 @@ def test_snapshot_counts_the_publishes_this_process_started():
     coalescer_reset()
     try:
         assert RealtimeMonitor().snapshot()["publishes"] == 0  # no publisher yet
-        publisher = coalescer(0.05, lambda creator_id, change: published.append(creator_id))
+        publisher = coalescer(0.05, lambda changes: published.extend(changes))
         publisher.add(1, Change.of("orders"))
         publisher.add(2, Change.of("orders"))
         deadline = time.monotonic() + 5
