@@ -159,18 +159,18 @@ def stock_check(args) -> dict:
     return figures
 
 
-def publishes_count() -> int:
-    """Publishes the server processes started, from each one's latest monitor report."""
+def publishes_count() -> tuple[int, int]:
+    """Creator publishes and publishing cycles the server processes started, from each one's latest monitor report."""
     from django.db import connections  # noqa: PLC0415
 
     from creatorflow.models import SystemHealth  # noqa: PLC0415
 
-    latest: dict[str, int] = {}
+    latest: dict[str, tuple[int, int]] = {}
     reports = SystemHealth.objects.filter(component__startswith="realtime@").order_by("pk")
     for component, metrics in reports.values_list("component", "metrics"):
-        latest[component] = metrics.get("publishes", 0)
+        latest[component] = (metrics.get("publishes", 0), metrics.get("publish_cycles", 0))
     connections.close_all()
-    return sum(latest.values())
+    return sum(publishes for publishes, _ in latest.values()), sum(cycles for _, cycles in latest.values())
 
 
 # --- servers -----------------------------------------------------------------------------------
@@ -478,7 +478,7 @@ async def run(args, env: dict[str, str], creators: list[dict]) -> dict:
         for server in servers:
             server.stop()
 
-    publishes = await asyncio.to_thread(publishes_count)
+    publishes, cycles = await asyncio.to_thread(publishes_count)
     commit_to_frame = [(received - updated) * 1000 for client in clients for _, updated, received in client.samples]
     send_to_frame = [
         (received - sent_at[order_id]) * 1000
@@ -519,7 +519,12 @@ async def run(args, env: dict[str, str], creators: list[dict]) -> dict:
         "commit_to_frame_ms": summary(commit_to_frame),
         "send_to_frame_ms": summary(send_to_frame),
         "commit_to_frame_ms_by_5s": {str(start): summary(values) for start, values in sorted(slices.items())},
-        "publishes": {"total": publishes, "per_second_of_webhooks": round(publishes / max(elapsed, 0.001), 1)},
+        "publishes": {
+            "total": publishes,
+            "per_second_of_webhooks": round(publishes / max(elapsed, 0.001), 1),
+            "cycles": cycles,
+            "creators_per_cycle": round(publishes / cycles, 2) if cycles else None,
+        },
         "frames_per_client_per_second": round(frames_during / len(clients) / max(elapsed, 0.001), 2),
         "clients_disconnected": sum(client.disconnects for client in clients),
         "connect": {

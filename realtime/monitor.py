@@ -98,6 +98,7 @@ class RealtimeMonitor:
             "slowest_send_ms": round(self.slowest_send_ms, 1),
             "backlog_closes": self.backlog_closes,
             "publishes": publisher.publishes if publisher is not None else 0,
+            "publish_cycles": publisher.cycles if publisher is not None else 0,
             "uptime_seconds": round(time.monotonic() - self.started),
             "stock_write_back_calls": write_back["calls"],
             "stock_write_back_owed": write_back["owed"],

@@ -13,6 +13,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from creatorflow.changes import TOPICS, changes_mark
+from creatorflow.reads import shared_reads_fill
 from inventory.models import Product
 from inventory.services.alerts import alerts_evaluate
 from orders.rollups import order_rollups_rebuild
@@ -48,7 +49,15 @@ def metrics_recompute_many(
     The statements are the same for one creator as for every creator of a publishing cycle.
     """
     values = selectors.metrics_compute_many(metric_types=metric_types, now=now)
-    _store(values)
+    stored = selectors.metrics_stored_many(creator_ids=values)
+    changed = {
+        creator_id: {key: value for key, value in figures.items() if key not in stored[creator_id] or stored[creator_id][key] != value}
+        for creator_id, figures in values.items()
+    }
+    if any(changed.values()):
+        _store(changed)  # only what moved: most of an order's publish leaves most metrics as they were
+    # What is stored now, for the metric cards of the same publish.
+    shared_reads_fill("metrics_stored", values, lambda creator_ids: {c: stored[c] | values[c] for c in creator_ids})
     return values
 
 
