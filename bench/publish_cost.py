@@ -13,6 +13,11 @@ The whole publish is timed as from a command (``async_to_sync`` starts an event 
 channel-layer connection per send) and as from a server process (sends on the server's loop), with
 the order topics re-rendered whole; and once for the latest order as the order path marks it
 (its row, its products' rows, the webhook stream), which pushes rows instead of whole lists.
+
+Then, with ``--cycle-creators N`` (50 by default, 0 to skip), it seeds N more creators (5 products
+and 5 orders each) and times a publishing cycle as the coalescer runs it under load: the latest
+order of 1, 5, 20 and N creators published together (``changes_publish_many``), in CPU ms per
+cycle and per creator, and statements per cycle.
 """
 
 import argparse
@@ -110,6 +115,55 @@ def measure(call, repeat: int) -> dict:
     }
 
 
+def cycle_figures(args) -> dict:
+    """Seed ``--cycle-creators`` creators with a few orders each; time cycles of 1, 5, 20 and all of them."""
+    from django.contrib.auth import get_user_model  # noqa: PLC0415
+    from django.utils import timezone  # noqa: PLC0415
+
+    from creatorflow.changes import INVENTORY, ORDERS, SYNC, Change  # noqa: PLC0415
+    from inventory.services.catalogue import product_upsert  # noqa: PLC0415
+    from inventory.services.stock import stock_restock  # noqa: PLC0415
+    from orders.events import OrderEvent, OrderLine  # noqa: PLC0415
+    from orders.models import ShopConnection  # noqa: PLC0415
+    from orders.services import order_apply_event  # noqa: PLC0415
+    from realtime import publisher  # noqa: PLC0415
+
+    started = time.monotonic()
+    changes = {}
+    for number in range(args.cycle_creators):
+        creator = get_user_model().objects.create_user(username=f"cycle{number}", password=None)
+        shop = ShopConnection.objects.create(creator=creator, shop_id=f"cycle-shop-{number}", app_key="k", app_secret="s")
+        products = []
+        for index in range(5):
+            product, _ = product_upsert(creator_id=creator.pk, external_id=f"C{number}-{index}", name=f"Serum {index}", reorder_point=20)
+            stock_restock(product=product, quantity=30 if index == 0 else 10_000, reference="seed")
+            products.append(product)
+        for index in range(5):
+            now = timezone.now()
+            product = products[index]
+            order, _ = order_apply_event(
+                shop=shop,
+                event=OrderEvent(
+                    order_id=f"C{number}-O{index}", status="AWAITING_SHIPMENT", updated_at=now, placed_at=now,
+                    total_amount=Decimal("12.00"), lines=[OrderLine(product.external_id, 1, Decimal("12.00"))],
+                ),
+            )
+        # As the order path marks the latest order: its row, its product's row, the webhook stream.
+        change = Change.of(ORDERS, ids=[order.pk])
+        change.add([INVENTORY], ids=[product.pk])
+        change.add([SYNC])
+        changes[creator.pk] = change
+    print(f"seeded {args.cycle_creators} more creators for the cycles in {time.monotonic() - started:.0f} s")
+    creator_ids = list(changes)
+    figures = {}
+    for size in sorted({1, 5, 20, args.cycle_creators} & set(range(1, args.cycle_creators + 1))):
+        cycle = {creator_id: changes[creator_id] for creator_id in creator_ids[:size]}
+        figure = measure(lambda cycle=cycle: publisher.changes_publish_many(cycle), max(5, args.repeat // 4))
+        figure["cpu_ms_per_creator"] = round(figure["cpu_ms_median"] / size, 2)
+        figures[f"publishing cycle of {size} creators"] = figure
+    return figures
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--orders", type=int, default=1000)
@@ -117,6 +171,7 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=50)
     parser.add_argument("--database", default="cf_bench_publish", help="scratch database, dropped and recreated")
     parser.add_argument("--no-live", dest="live", action="store_false", help="a seller between LIVEs (no session running)")
+    parser.add_argument("--cycle-creators", type=int, default=50, help="creators of the largest publishing cycle timed (0: none)")
     parser.add_argument("--json", type=Path, help="write the figures here")
     args = parser.parse_args()
     base = os.environ.get("DATABASE_URL", "")
@@ -165,10 +220,13 @@ def main() -> None:
     figures["whole publish of an order as committed, from a server process"] = measure(
         lambda: publisher.changes_publish(creator_id, committed), args.repeat
     )
+    if args.cycle_creators:
+        figures.update(cycle_figures(args))
     width = max(map(len, figures))
     print(f"\n{'what':<{width}}  wall ms  CPU ms  statements")
     for what, figure in figures.items():
-        print(f"{what:<{width}}  {figure['wall_ms_median']:7.2f}  {figure['cpu_ms_median']:6.2f}  {figure['statements']:10d}")
+        per_creator = f"  ({figure['cpu_ms_per_creator']:.2f} CPU ms a creator)" if "cpu_ms_per_creator" in figure else ""
+        print(f"{what:<{width}}  {figure['wall_ms_median']:7.2f}  {figure['cpu_ms_median']:6.2f}  {figure['statements']:10d}{per_creator}")
     result = {
         "config": {"orders": args.orders, "products": args.products, "repeat": args.repeat, "live": args.live,
                    "channel_layer": "redis" if os.environ.get("REDIS_URL") else "in-memory"},

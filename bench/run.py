@@ -11,7 +11,7 @@ Scenarios (each script's docstring says what it measures):
 * push: ``bench/push_latency.py`` — commit→frame at 1,000 dashboard websockets during webhooks;
 * flash: ``bench/push_latency.py`` for one creator's flash sale — 10 tabs, 5 hot SKUs of 2,000 units,
   500 webhooks/s offered for 60 s: lag to every tab, orders kept, oversold units (must be 0);
-* publish: ``bench/publish_cost.py`` — one publish piece by piece (metrics, each fragment, the send).
+* publish: ``bench/publish_cost.py`` — one publish piece by piece (metrics, each fragment, the send), then publishing cycles of several creators.
 
 Benchmarks share the machine with nothing else: a lock file keeps two from running at once.
 The JSON of each full run goes to ``bench/results/`` (QUICK runs: ``bench/out/``, not kept).
@@ -45,7 +45,7 @@ QUICK = {
              "--duration", "3", "--servers", "2", "--drain", "20", "--label", "quick"],
     "flash": ["bench/push_latency.py", "--creators", "1", "--clients-per-creator", "3", "--rate", "60",
               "--duration", "3", "--servers", "2", "--stock", "20", "--drain", "20", "--label", "flash-quick"],
-    "publish": ["bench/publish_cost.py", "--orders", "40", "--products", "5", "--repeat", "3"],
+    "publish": ["bench/publish_cost.py", "--orders", "40", "--products", "5", "--repeat", "3", "--cycle-creators", "5"],
 }
 
 

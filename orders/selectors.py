@@ -120,19 +120,21 @@ _SYNC_OPERATIONS_ORDER = (
 
 def sync_operations_recent(*, creator_id: int) -> list[SyncOperation]:
     """Return the creator's latest sync operations (``SYNC_OPERATIONS_LIMIT``): running ones first, then the latest."""
-    return shared_read(
-        ("sync_operations_recent", creator_id),
-        lambda: list(
-            SyncOperation.objects.filter(creator_id=creator_id)
-            .select_related("shop")
-            .order_by(*_SYNC_OPERATIONS_ORDER)[:SYNC_OPERATIONS_LIMIT]
-        ),
+    return shared_read(("sync_operations_recent", creator_id), lambda: _sync_operations_recent(creator_id))
+
+
+def _sync_operations_recent(creator_id: int) -> list[SyncOperation]:
+    return list(
+        SyncOperation.objects.filter(creator_id=creator_id).select_related("shop").order_by(*_SYNC_OPERATIONS_ORDER)[:SYNC_OPERATIONS_LIMIT]
     )
 
 
 def sync_operations_recent_many(*, creator_ids: Iterable[int], limit: int = SYNC_OPERATIONS_LIMIT) -> dict[int, list[SyncOperation]]:
     """``sync_operations_recent`` of several creators, in one statement."""
     found: dict[int, list[SyncOperation]] = {creator_id: [] for creator_id in creator_ids}
+    if len(found) == 1:  # one creator: a plain LIMIT, cheaper to build than the ranking
+        (creator_id,) = found
+        return {creator_id: _sync_operations_recent(creator_id)}
     ranked = (
         SyncOperation.objects.filter(creator_id__in=list(found))
         .select_related("shop")
@@ -165,6 +167,8 @@ def orders_currency_many(*, creator_ids: Iterable[int]) -> dict[int, str]:
     """``orders_currency`` of several creators: two statements for all of them."""
     found: dict[int, str] = {}
     creator_ids = list(creator_ids)
+    if len(creator_ids) == 1:  # one creator: a plain LIMIT, cheaper to build than the ranking
+        return {creator_ids[0]: _orders_currency(creator_ids[0])}
     recent = (
         Order.objects.filter(creator_id__in=creator_ids)
         .annotate(rank=Window(RowNumber(), partition_by=F("creator_id"), order_by=(F("placed_at").desc(), F("pk").desc())))

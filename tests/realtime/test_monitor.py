@@ -193,3 +193,23 @@ def test_system_page_shows_each_process_stock_write_back(admin_client):
 
 def test_admin_says_creatorflow(client):
     assert "<title>Log in | CreatorFlow administration</title>" in client.get("/admin/login/").content.decode()
+
+
+@pytest.mark.django_db
+def test_system_page_shows_each_process_publishes_and_cycles(admin_client):
+    RealtimeMonitor().report()
+    other = SystemHealth.objects.latest("pk")
+    other.component = "realtime@other-host:4242"
+    other.metrics |= {"publishes": 1368, "publish_cycles": 195}
+    other.save()
+    RealtimeMonitor().report()
+    older = SystemHealth.objects.latest("pk")  # a report from before cycles were counted
+    older.component = "realtime@old-host:1"
+    older.metrics = {key: value for key, value in older.metrics.items() if key != "publish_cycles"}
+    older.save()
+
+    html = admin_client.get("/system/").content.decode()
+
+    assert '<td class="num">1368</td><td class="num">195</td>' in html
+    row = html[html.index("<td>old-host:1</td>"):]
+    assert '<td class="num">—</td>' in row[: row.index("</tr>")]
