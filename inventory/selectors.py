@@ -1,7 +1,8 @@
 """Reads behind the dashboard's inventory table, alerts list and the JSON API.
 
 Nothing here writes. Every function takes the creator's id and only ever returns that
-creator's rows; a lookup by id of another creator's row raises ``DoesNotExist``.
+creator's rows; a lookup by id of another creator's row raises ``DoesNotExist``. The ``_many``
+functions read for several creators at once (a publishing cycle) and answer each with its own rows.
 """
 
 from collections.abc import Iterable, Mapping, Sequence

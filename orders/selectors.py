@@ -1,6 +1,7 @@
 """Reads behind the dashboard's recent orders and sync operations panels and the JSON API.
 
-Nothing here writes. Every function takes the creator's id and returns only that creator's rows.
+Nothing here writes. Every function takes the creator's id and returns only that creator's rows;
+the ``_many`` ones read for several creators at once (a publishing cycle), each answered with its own.
 """
 
 from collections.abc import Iterable, Mapping
