@@ -38,10 +38,10 @@ def dashboards_push(changes: Mapping[int, Change]) -> None:
 
     Whole fragments go as ``fragments`` (name → HTML), rows pushed on their own as ``rows``
     (fragment → row id → HTML; ``fragments.push_plan`` decides which). Several creators are
-    read together (``fragments.push_render_many``); when that fails, each is tried on its own, so
-    one creator's failure never holds back another's push. Never raises: the changes are
-    committed already, and a dashboard that misses a push is corrected by its next one or by
-    the snapshot it gets when it reconnects.
+    read together (``fragments.push_render_many``); when that fails, it raises, so the publisher
+    can publish each on its own and one creator's failure never holds back another's push. For
+    one creator it never raises: the change is committed already, and a dashboard that misses a
+    push is corrected by its next one or by the snapshot it gets when it reconnects.
     """
     try:
         pushes = {creator_id: fragments.push_plan(creator_id=creator_id, change=change) for creator_id, change in changes.items()}
@@ -53,9 +53,7 @@ def dashboards_push(changes: Mapping[int, Change]) -> None:
         rendered = fragments.push_render_many(pushes)
     except Exception as error:  # noqa: BLE001 - a failed push must not fail the committed change
         if len(changes) > 1:
-            for creator_id, change in changes.items():
-                dashboards_push({creator_id: change})
-            return
+            raise  # changes_publish_many publishes each creator on its own
         _log_failure(changes, error)
         return
     messages = [

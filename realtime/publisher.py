@@ -27,31 +27,31 @@ def changes_publish_many(changes: Mapping[int, Change]) -> None:
     """Recompute the metrics under each creator's change and push what changed, for all of them at once.
 
     The creators' time zones and running LIVEs are read once for all; the metrics are recomputed
-    and stored with one statement per group of metrics. When that fails, each creator is tried on
-    its own, so one creator's failure never holds back the others.
+    and stored with one statement per group of metrics, and every push is rendered from reads
+    made once for all. When any of it fails, each creator is published on its own, so one
+    creator's failure never holds back the others.
     """
     metric_types = {
         creator_id: types
         for creator_id, change in changes.items()
         if (types := {METRIC_TYPES_BY_TOPIC[topic] for topic in change.topics if topic in METRIC_TYPES_BY_TOPIC})
     }  # a LIVE's start or end changes no metric
-    with reads_shared():
-        try:
+    try:
+        with reads_shared():
             shared_reads_fill("creator_tz", changes, selectors.creator_tz_many)
             shared_reads_fill("live_running", changes, lambda ids: live_selectors.live_running_many(creator_ids=ids))
             if metric_types:
                 services.metrics_recompute_many(metric_types=metric_types)
-        except Exception:
-            if len(changes) == 1:
-                raise
-            logger.warning("publishing %s creators together failed; publishing each on its own", len(changes))
-            for creator_id, change in changes.items():
-                try:
-                    changes_publish_many({creator_id: change})
-                except Exception as error:  # noqa: BLE001 - the changes are committed; the next publish corrects
-                    logger.error("publish for creator %s failed (%s)", creator_id, type(error).__name__)
-            return
-        broadcast.dashboards_push(changes)
+            broadcast.dashboards_push(changes)
+    except Exception:
+        if len(changes) == 1:
+            raise
+        logger.warning("publishing %s creators together failed; publishing each on its own", len(changes))
+        for creator_id, change in changes.items():  # each in a scope of its own: nothing read for the failed cycle
+            try:
+                changes_publish_many({creator_id: change})
+            except Exception as error:  # noqa: BLE001 - the changes are committed; the next publish corrects
+                logger.error("publish for creator %s failed (%s)", creator_id, type(error).__name__)
 
 
 def changes_publish(creator_id: int, change: Change) -> None:
