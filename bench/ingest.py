@@ -13,7 +13,9 @@ it with wrk (a C load generator, ``bench/wrk/webhooks.lua``) over pre-signed new
 
 * closed: ``--connections`` connections, each sending its next webhook when the last is answered;
 * paced: ``--rate`` webhooks/s on a fixed schedule;
-* floor (first history size only): the closed loop against ``/bench/floor/``.
+* floor (first history size only): the closed loop against ``/bench/floor/``, served as the
+  webhooks are (Django without the browser's middleware); floor-pages: the same view through the
+  pages' middleware, as the floor was measured before webhooks left it.
 
 Figures per phase: answered/s, p50/p90/p99 ack, errors, and CPU per order (server processes and
 PostgreSQL, from /proc), with the load average. Afterwards exactly-once is checked: every
@@ -319,7 +321,7 @@ def run_history(args, history: int, out: Path, *, floor: bool) -> dict:
         if floor:  # the latency curve: paced at each of --sweep's rates (first history size only)
             plan += [(f"paced-{rate:g}", "/webhooks/tiktok/", args.seconds, rate) for rate in args.sweep]
         if floor:
-            plan.append(("floor", "/bench/floor/", args.seconds, 0))
+            plan += [("floor", "/bench/floor/", args.seconds, 0), ("floor-pages", "/bench/floor-pages/", args.seconds, 0)]
         for phase, route, seconds, rate in plan:
             requests = requests_file(out / f"requests-{phase}.txt", count, prefix=f"{phase}-{history}",
                                      hot=seeded["hot"], seed=len(phase) * 1_000_003 + history)
@@ -335,7 +337,7 @@ def run_history(args, history: int, out: Path, *, floor: bool) -> dict:
         waiting = inbox_settled(env)
     finally:
         server.stop()
-    ingest_phases = [phase for phase in phases if phase != "floor"]
+    ingest_phases = [phase for phase in phases if not phase.startswith("floor")]
     acknowledged = sum(phases[p]["processed"] + phases[p]["queued"] for p in ingest_phases)
     duplicates = sum(phases[p]["duplicate"] for p in ingest_phases)
     (orders, processed, failed, received) = sql(env, """
@@ -393,7 +395,9 @@ def main(argv=None) -> dict:
     first, last = runs[0], runs[-1]
     if "floor" in first["phases"]:
         result["vs_floor"] = first["phases"]["closed"]["per_second"] / first["phases"]["floor"]["per_second"]
-        print(f"\ningest / floor (closed loop, history {first['history']:,}): {result['vs_floor']:.2f}×")
+        result["vs_floor_pages"] = first["phases"]["closed"]["per_second"] / first["phases"]["floor-pages"]["per_second"]
+        print(f"\ningest / floor (closed loop, history {first['history']:,}): {result['vs_floor']:.2f}× "
+              f"(against the floor through the pages' middleware: {result['vs_floor_pages']:.2f}×)")
     if len(runs) > 1:
         def cost(run):
             closed = run["phases"]["closed"]

@@ -52,7 +52,7 @@ def main() -> None:
             rate=0, server=server)["per_second"], "webhooks/s under the profiler"))
         load.start()
         time.sleep(2)
-        spies = [subprocess.Popen(["py-spy", "record", "--gil", "-r", "100", "-d", str(args.seconds), "-f", "raw", "-o",
+        spies = [subprocess.Popen([str(Path(sys.executable).with_name("py-spy")), "record", "--gil", "-r", "100", "-d", str(args.seconds), "-f", "raw", "-o",
                                    str(out / f"profile-{pid}.txt"), "-p", str(pid)], stdout=subprocess.DEVNULL,
                                   stderr=subprocess.DEVNULL) for pid in workers]
         for spy in spies:

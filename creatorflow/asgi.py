@@ -1,15 +1,39 @@
 """ASGI entry point: HTTP through Django, WebSockets through Channels.
 
 WebSockets are authenticated by the Django session and refused unless their Origin is one
-of ALLOWED_HOSTS, so another site cannot open a creator's dashboard socket.
+of ALLOWED_HOSTS, so another site cannot open a creator's dashboard socket. Deliveries from
+machines (TikTok's webhooks, under ``DELIVERY_PATH_PREFIXES``) go through Django without the
+browser's middleware.
 """
 
 import os
 
 from django.core.asgi import get_asgi_application
+from django.core.handlers.asgi import ASGIHandler
+from django.core.handlers.exception import convert_exception_to_response
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "creatorflow.settings")
 django_asgi_app = get_asgi_application()
+
+
+class DeliveryHandler(ASGIHandler):
+    """Django for deliveries from machines: URL routing and views, no middleware.
+
+    A webhook is authenticated by its signature and answered in JSON: it has no session, user,
+    CSRF token, messages or htmx headers, and no page to frame or sniff. Under ASGI each of the
+    browser's middlewares costs thread hops on every request (Django's ``MiddlewareMixin`` runs
+    its hooks through ``sync_to_async``): about a seventh of a server's CPU at flash-sale rates
+    (bench/README.md). Errors are still answered and logged by Django's exception handling.
+    """
+
+    def load_middleware(self, is_async=False):
+        self._view_middleware = []
+        self._template_response_middleware = []
+        self._exception_middleware = []
+        self._middleware_chain = convert_exception_to_response(self._get_response_async if is_async else self._get_response)
+
+
+deliveries_asgi_app = DeliveryHandler()
 
 from channels.auth import AuthMiddlewareStack  # noqa: E402
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
@@ -37,6 +61,8 @@ async def application(scope, receive, send):
     Redis connection for every push.
     """
     server_loop_register()
+    if scope["type"] == "http" and scope["path"].startswith(settings.DELIVERY_PATH_PREFIXES):
+        return await deliveries_asgi_app(scope, receive, send)
     return await router(scope, receive, send)
 
 

@@ -212,6 +212,8 @@ X_FRAME_OPTIONS = "DENY"
 
 # Webhook bodies are read raw; TikTok's deliveries are far smaller than this.
 WEBHOOK_MAX_BODY_BYTES = 1024 * 1024
+# Paths served without the browser's middleware (creatorflow.asgi.DeliveryHandler): webhooks only.
+DELIVERY_PATH_PREFIXES = ("/webhooks/",)
 DATA_UPLOAD_MAX_MEMORY_SIZE = WEBHOOK_MAX_BODY_BYTES + 1024
 
 CREATORFLOW = {

@@ -5,6 +5,7 @@ import threading
 import time
 
 import pytest
+from asgiref.sync import sync_to_async
 from asgiref.testing import ApplicationCommunicator
 from django.db import connections
 
@@ -220,6 +221,42 @@ async def test_webhook_body_over_the_limit_without_content_length_is_413(setting
     assert start["type"] == "http.response.start"
     assert start["status"] == 413
     await communicator.wait(timeout=10)
+
+
+def _http_scope(method: str, path: str, headers: list[tuple[bytes, bytes]]) -> dict:
+    return {
+        "type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": method, "scheme": "http",
+        "path": path, "raw_path": path.encode(), "query_string": b"", "root_path": "",
+        "headers": [(b"host", b"127.0.0.1"), *headers], "client": ("127.0.0.1", 5000), "server": ("127.0.0.1", 8000),
+    }
+
+
+async def _asgi_request(method: str, path: str, body: bytes = b"", headers=()) -> tuple[int, dict[bytes, bytes], bytes]:
+    communicator = ApplicationCommunicator(application, _http_scope(method, path, list(headers)))
+    await communicator.send_input({"type": "http.request", "body": body, "more_body": False})
+    start = await communicator.receive_output(timeout=10)
+    answer = await communicator.receive_output(timeout=10)
+    await communicator.wait(timeout=10)
+    return start["status"], {name.lower(): value for name, value in start["headers"]}, answer["body"]
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_webhooks_are_served_without_the_browsers_middleware_and_pages_with_it(creator, shop, make_product):
+    """Webhooks go through Django's URLs and views but skip the session, CSRF, security and htmx middleware."""
+    product = await sync_to_async(make_product)(creator, stock=5)
+    body = order_body(shop, order_id="O-ASGI", items=[(product.external_id, 2)])
+
+    status, headers, answer = await _asgi_request(
+        "POST", WEBHOOK_URL, body, [(b"content-type", b"application/json"), (b"authorization", signed(shop, body).encode())]
+    )
+    refused, _, _ = await _asgi_request("GET", WEBHOOK_URL)
+    page_status, page_headers, _ = await _asgi_request("GET", "/accounts/login/")
+
+    assert (status, json.loads(answer)["status"]) == (200, "processed")
+    assert await Order.objects.filter(creator_id=creator.pk, external_id="O-ASGI").aexists()
+    assert not {b"x-frame-options", b"x-content-type-options", b"vary"} & set(headers)  # no clickjacking, security, session middleware
+    assert refused == 405
+    assert page_status == 200 and page_headers[b"x-frame-options"] == b"DENY"  # pages keep every middleware
 
 
 # --- unknown types and duplicates ----------------------------------------------------------
