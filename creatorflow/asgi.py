@@ -23,7 +23,8 @@ class DeliveryHandler(ASGIHandler):
     CSRF token, messages or htmx headers, and no page to frame or sniff. Under ASGI each of the
     browser's middlewares costs thread hops on every request (Django's ``MiddlewareMixin`` runs
     its hooks through ``sync_to_async``): about a seventh of a server's CPU at flash-sale rates
-    (bench/README.md). Errors are still answered and logged by Django's exception handling.
+    (bench/README.md). Errors are still answered and logged by Django's exception handling, and
+    answers carry their length, as ``CommonMiddleware`` gives the pages' (no chunked encoding).
     """
 
     def load_middleware(self, is_async=False):
@@ -31,6 +32,12 @@ class DeliveryHandler(ASGIHandler):
         self._template_response_middleware = []
         self._exception_middleware = []
         self._middleware_chain = convert_exception_to_response(self._get_response_async if is_async else self._get_response)
+
+    async def get_response_async(self, request):
+        response = await super().get_response_async(request)
+        if not response.streaming and not response.has_header("Content-Length"):
+            response.headers["Content-Length"] = str(len(response.content))
+        return response
 
 
 deliveries_asgi_app = DeliveryHandler()

@@ -253,6 +253,7 @@ async def test_webhooks_are_served_without_the_browsers_middleware_and_pages_wit
     page_status, page_headers, _ = await _asgi_request("GET", "/accounts/login/")
 
     assert (status, json.loads(answer)["status"]) == (200, "processed")
+    assert headers[b"content-length"] == str(len(answer)).encode()  # a plain answer, not chunked
     assert await Order.objects.filter(creator_id=creator.pk, external_id="O-ASGI").aexists()
     assert not {b"x-frame-options", b"x-content-type-options", b"vary"} & set(headers)  # no clickjacking, security, session middleware
     assert refused == 405
