@@ -8,7 +8,7 @@ from collections.abc import Iterable, Mapping
 
 from django.conf import settings
 from django.core.paginator import Page, Paginator
-from django.db.models import Case, F, IntegerField, Prefetch, Value, When, Window
+from django.db.models import Case, F, IntegerField, Prefetch, Value, When, Window, prefetch_related_objects
 from django.db.models.functions import RowNumber
 
 from creatorflow.reads import shared_read
@@ -37,9 +37,11 @@ def _orders(creator_id: int | None, *, status: str | None, flag: str | None, sea
         orders = orders.filter(flags__icontains=f'"{flag}"')
     if search:
         orders = orders.filter(external_id__icontains=search)
-    return orders.select_related("shop").order_by("-placed_at", "-pk").prefetch_related(
-        Prefetch("items", queryset=OrderItem.objects.select_related("product").order_by("pk"))
-    )
+    return orders.select_related("shop").order_by("-placed_at", "-pk").prefetch_related(_items())
+
+
+def _items() -> Prefetch:
+    return Prefetch("items", queryset=OrderItem.objects.select_related("product").order_by("pk"))
 
 
 def flag_filter_parse(value: str | None) -> str | None:
@@ -64,14 +66,22 @@ def orders_with_ids(*, creator_id: int, order_ids: Iterable[int]) -> list[Order]
     return orders_with_ids_many(order_ids={creator_id: order_ids})[creator_id]
 
 
-def orders_with_ids_many(*, order_ids: Mapping[int, Iterable[int]]) -> dict[int, list[Order]]:
-    """``orders_with_ids`` for several creators (creator → order ids), in one query and its prefetch."""
+def orders_with_ids_many(*, order_ids: Mapping[int, Iterable[int]], limit: int | None = None) -> dict[int, list[Order]]:
+    """``orders_with_ids`` for several creators (creator → order ids), in one query and its prefetch.
+
+    With ``limit``, only each creator's newest ``limit`` of them (by placement), with their items:
+    no other can be among the first ``limit`` of the creator's list, so a push of a burst of
+    orders renders at most a list's length of rows.
+    """
     wanted = {creator_id: set(ids) for creator_id, ids in order_ids.items()}
     found: dict[int, list[Order]] = {creator_id: [] for creator_id in wanted}
     every_id = set().union(*wanted.values()) if wanted else set()
-    for order in _orders(None, status=None, flag=None).filter(creator_id__in=list(wanted), pk__in=list(every_id)):
-        if order.pk in wanted[order.creator_id]:
-            found[order.creator_id].append(order)
+    newest_first = _orders(None, status=None, flag=None).prefetch_related(None)
+    for order in newest_first.filter(creator_id__in=list(wanted), pk__in=list(every_id)):
+        kept = found[order.creator_id]
+        if order.pk in wanted[order.creator_id] and (limit is None or len(kept) < limit):
+            kept.append(order)
+    prefetch_related_objects([order for kept in found.values() for order in kept], _items())
     return found
 
 

@@ -546,7 +546,7 @@ ROW_TEMPLATES = {
 
 
 def _rows_recent_orders(order_ids: Mapping[int, set[int]]) -> dict[int, list]:
-    return order_selectors.orders_with_ids_many(order_ids=order_ids)
+    return order_selectors.orders_with_ids_many(order_ids=order_ids, limit=order_selectors.RECENT_ORDERS_LIMIT)
 
 
 def _rows_inventory_table(product_ids: Mapping[int, set[int]]) -> dict[int, list]:

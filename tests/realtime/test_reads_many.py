@@ -119,3 +119,17 @@ def test_the_rows_of_several_creators_are_each_creators_own_and_no_one_elses(sel
         **inventory_selectors.products_available(creator_id=tokyo, product_ids=products[tokyo]),
         **inventory_selectors.products_available(creator_id=quiet, product_ids=products[quiet]),
     }
+
+
+def test_a_burst_of_rows_reads_each_creators_newest_up_to_the_lists_length_with_their_items(sellers, django_assert_num_queries):
+    ids, orders, _ = sellers
+    tokyo, quiet, _ = ids
+    asked = {tokyo: {order.pk for order in orders[tokyo]}, quiet: {orders[quiet][0].pk, orders[tokyo][0].pk}}
+
+    found = order_selectors.orders_with_ids_many(order_ids=asked, limit=2)
+
+    assert [o.pk for o in found[tokyo]] == [o.pk for o in orders[tokyo][:2]]  # the newest placed, newest first
+    assert [o.pk for o in found[quiet]] == [orders[quiet][0].pk]  # another's newer order takes no place
+    expected = [(item.quantity, item.product.name) for item in orders[tokyo][0].items.select_related("product")]
+    with django_assert_num_queries(0):  # the kept orders' items and products came with the read
+        assert [(item.quantity, item.product.name) for item in found[tokyo][0].items.all()] == expected
