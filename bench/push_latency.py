@@ -557,7 +557,7 @@ def main() -> None:
     parser.add_argument("--port", type=int, default=8301)
     parser.add_argument("--database", default="cf_bench_push", help="scratch PostgreSQL database (recreated)")
     parser.add_argument("--publish-coalesce", type=float, default=None, help="CREATORFLOW_PUBLISH_COALESCE for the servers")
-    parser.add_argument("--channel-layer", choices=("lists", "pubsub"), default="lists",
+    parser.add_argument("--channel-layer", choices=("lists", "pubsub"), default="pubsub",
                         help="REDIS_CHANNEL_LAYER for the servers: RedisChannelLayer or RedisPubSubChannelLayer")
     parser.add_argument("--results", type=Path, default=ROOT / "bench" / "results", help="folder for the JSON")
     parser.add_argument("--label", default="", help="name for the results file")

@@ -124,14 +124,17 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # Channel layer: in-memory by default (one process), Redis through REDIS_URL.
 REDIS_URL = os.environ.get("REDIS_URL", "")
-# Which of channels-redis's layers carries the pushes: "lists" (RedisChannelLayer, messages kept
-# in Redis until read or expired) or "pubsub" (RedisPubSubChannelLayer, Redis Pub/Sub: nothing
-# kept). bench/README.md compares the two on the push benchmark.
+# Which of channels-redis's layers carries the pushes: "pubsub" (RedisPubSubChannelLayer, Redis
+# Pub/Sub: a process's subscription delivers every message of its groups as it comes) or "lists"
+# (RedisChannelLayer, messages kept in Redis until read or expired, but a process reads its
+# channels one message per round trip: past ~50 publishes a second over 1,000 dashboards the
+# pushes fall seconds behind). A tab that missed messages while its process was cut from Redis is
+# made whole by the snapshot it gets on reconnect. bench/README.md compares the two.
 REDIS_CHANNEL_LAYERS = {
     "lists": "channels_redis.core.RedisChannelLayer",
     "pubsub": "channels_redis.pubsub.RedisPubSubChannelLayer",
 }
-REDIS_CHANNEL_LAYER = os.environ.get("REDIS_CHANNEL_LAYER", "lists")
+REDIS_CHANNEL_LAYER = os.environ.get("REDIS_CHANNEL_LAYER", "pubsub")
 if REDIS_CHANNEL_LAYER not in REDIS_CHANNEL_LAYERS:
     raise ImproperlyConfigured(f"REDIS_CHANNEL_LAYER must be one of {', '.join(REDIS_CHANNEL_LAYERS)}, not {REDIS_CHANNEL_LAYER!r}")
 if REDIS_URL:

@@ -17,12 +17,13 @@ from . import fragments
 from .broadcast import FRAGMENTS_EVENT, creator_group
 from .frames import RENDER_HERE, FramePacer
 from .monitor import MONITOR
-from .runtime import SNAPSHOTS
+from .runtime import LAYER_WATCH, SNAPSHOTS
 
 logger = logging.getLogger("creatorflow.realtime")
 
 CLOSE_UNAUTHENTICATED = 4401
 CLOSE_BACKLOG = 4408  # too far behind: the client reconnects and starts again from a snapshot
+CLOSE_LAYER_LOST = 4503  # Redis stopped answering: the page shows Disconnected and reconnects
 
 
 def _render_stamped(creator_id: int, names, filters) -> tuple[float, dict[str, str]]:
@@ -67,6 +68,7 @@ class DashboardConsumer(AsyncWebsocketConsumer):
         # Join before rendering the snapshot, so no change between the two is missed.
         await self.channel_layer.group_add(creator_group(self.creator_id), self.channel_name)
         joined_at = time.time()
+        LAYER_WATCH.watch(self, close_code=CLOSE_LAYER_LOST)
         # Accept before the database work: a crowd reconnecting after a restart must not run
         # into the server's handshake time limit while snapshots render.
         await self.accept()
@@ -85,8 +87,12 @@ class DashboardConsumer(AsyncWebsocketConsumer):
         if self.pacer is not None:
             self.pacer.close()
         if self.creator_id is not None:
+            LAYER_WATCH.forget(self)
             MONITOR.connection_closed(self.creator_id)
-            await self.channel_layer.group_discard(creator_group(self.creator_id), self.channel_name)
+            try:
+                await self.channel_layer.group_discard(creator_group(self.creator_id), self.channel_name)
+            except Exception as error:  # noqa: BLE001 - Redis is away: the membership ends with its connection
+                logger.info("dashboard left its group without Redis (%s)", type(error).__name__)
 
     async def receive(self, text_data=None, bytes_data=None):
         """Apply a filter change sent by the page (``ws-send``) and re-render what it narrows."""

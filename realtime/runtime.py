@@ -10,11 +10,13 @@ import atexit
 import logging
 import threading
 import time
+import weakref
 from collections import defaultdict
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
 import redis  # channels-redis's own client library
+import redis.asyncio
 from channels.db import database_sync_to_async
 from django.conf import settings
 from django.db import connection
@@ -38,6 +40,62 @@ def server_loop() -> asyncio.AbstractEventLoop | None:
     """Return this process's server loop when it is running, None in a command or before the first request."""
     loop = _server_loop
     return loop if loop is not None and loop.is_running() else None
+
+
+# --- Redis watched for the open dashboards --------------------------------------------------------
+
+
+class LayerWatch:
+    """Close this process's dashboards when Redis stops answering, so their pages say Disconnected.
+
+    Over Pub/Sub a process that loses Redis receives nothing and no receiver is told: its tabs
+    would go on looking live while their pushes are lost. While dashboards are open, the watch
+    sends Redis a PING every ``interval`` seconds; when one fails, it closes every open dashboard
+    of the process (``close_code``). Their pages show Disconnected and reconnect with backoff,
+    which Redis refuses until it is back, and then to a fresh snapshot. Without Redis (the
+    in-memory layer of one process) there is nothing to watch.
+    """
+
+    def __init__(self, *, interval: float = 1.0, timeout: float = 1.0) -> None:
+        self.interval, self.timeout = interval, timeout
+        self.sockets: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # open dashboard → its close code
+        self.task: asyncio.Task | None = None
+
+    def watch(self, consumer, *, close_code: int) -> None:
+        """Watch Redis for ``consumer`` (an open dashboard on this process's loop)."""
+        if not settings.REDIS_URL:
+            return
+        self.sockets[consumer] = close_code
+        if self.task is None or self.task.done():
+            self.task = asyncio.get_running_loop().create_task(self._run(), name="creatorflow-layer-watch")
+
+    def forget(self, consumer) -> None:
+        self.sockets.pop(consumer, None)
+        if not self.sockets and self.task is not None:
+            self.task.cancel()
+            self.task = None
+
+    async def _run(self) -> None:
+        client = redis.asyncio.Redis.from_url(settings.REDIS_URL, socket_timeout=self.timeout, socket_connect_timeout=self.timeout)
+        try:
+            while self.sockets:
+                await asyncio.sleep(self.interval)
+                try:
+                    await client.ping()
+                except (redis.RedisError, OSError) as error:
+                    lost = list(self.sockets.items())
+                    logger.warning("Redis is not answering (%s): closing %s dashboards of this process", type(error).__name__, len(lost))
+                    for consumer, close_code in lost:
+                        self.sockets.pop(consumer, None)
+                        try:
+                            await consumer.close(code=close_code)
+                        except Exception as closing:  # noqa: BLE001 - its socket went away meanwhile
+                            logger.debug("dashboard already closed (%s)", type(closing).__name__)
+        finally:
+            await client.aclose()
+
+
+LAYER_WATCH = LayerWatch()
 
 
 # --- coalesced publishing ----------------------------------------------------------------------

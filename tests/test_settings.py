@@ -40,13 +40,13 @@ def test_database_and_redis_urls_switch_to_postgresql_with_a_pool_and_redis():
     values = json.loads(result.stdout)
     assert values["engine"] == "django.db.backends.postgresql"
     assert values["pool"]["max_size"] == 20 and values["conn_max_age"] == 0
-    assert values["layer"] == "channels_redis.core.RedisChannelLayer"
+    assert values["layer"] == "channels_redis.pubsub.RedisPubSubChannelLayer"
 
 
-def test_redis_channel_layer_chooses_pub_sub_and_refuses_a_name_it_does_not_know():
-    pubsub = run_settings(REDIS_URL="redis://cache.internal:6379/0", REDIS_CHANNEL_LAYER="pubsub")
-    assert pubsub.returncode == 0, pubsub.stderr
-    assert json.loads(pubsub.stdout)["layer"] == "channels_redis.pubsub.RedisPubSubChannelLayer"
+def test_redis_channel_layer_chooses_lists_and_refuses_a_name_it_does_not_know():
+    lists = run_settings(REDIS_URL="redis://cache.internal:6379/0", REDIS_CHANNEL_LAYER="lists")
+    assert lists.returncode == 0, lists.stderr
+    assert json.loads(lists.stdout)["layer"] == "channels_redis.core.RedisChannelLayer"
     unknown = run_settings(REDIS_URL="redis://cache.internal:6379/0", REDIS_CHANNEL_LAYER="streams")
     assert unknown.returncode != 0
     assert "REDIS_CHANNEL_LAYER must be one of lists, pubsub, not 'streams'" in unknown.stderr

@@ -4,8 +4,7 @@ import asyncio
 import logging
 
 import pytest
-from asgiref.sync import async_to_sync
-from channels.layers import get_channel_layer
+from channels.layers import BaseChannelLayer
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
@@ -21,19 +20,18 @@ pytestmark = pytest.mark.django_db
 def test_creator_group_is_a_valid_channels_group_name(creator):
     name = creator_group(creator.pk)
     assert name == f"creator.{creator.pk}"
-    assert get_channel_layer().match_type_and_length(name)
-    assert get_channel_layer().require_valid_group_name(name)
+    rules = BaseChannelLayer()  # Channels' naming rules, which every layer applies
+    assert rules.match_type_and_length(name)
+    assert rules.require_valid_group_name(name)
 
 
-def test_push_sends_the_rendered_fragments_of_the_topics_to_the_group(creator, make_product):
+def test_push_sends_the_rendered_fragments_of_the_topics_to_the_group(creator, make_product, group_listener):
     make_product(creator, stock=3, name="Grouped serum")
-    layer = get_channel_layer()
-    channel = async_to_sync(layer.new_channel)()
-    async_to_sync(layer.group_add)(creator_group(creator.pk), channel)
+    listener = group_listener(creator_group(creator.pk))
 
     dashboard_push(creator_id=creator.pk, change=Change.of("inventory"))
 
-    message = async_to_sync(layer.receive)(channel)
+    message = listener.receive()
     assert message["type"] == FRAGMENTS_EVENT
     # Each alert row shows its product's live available count, so stock changes re-render the list.
     assert set(message["fragments"]) == {"metric-cards", "inventory-table", "alert-list"}
@@ -42,13 +40,11 @@ def test_push_sends_the_rendered_fragments_of_the_topics_to_the_group(creator, m
 
 
 @pytest.mark.django_db(transaction=True)
-def test_push_from_synchronous_code_inside_a_running_loop_arrives(creator, make_product, monkeypatch, caplog):
+def test_push_from_synchronous_code_inside_a_running_loop_arrives(creator, make_product, monkeypatch, caplog, group_listener):
     """A notebook, or a test driving a browser, calls the services synchronously while a loop runs."""
     monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
     make_product(creator, stock=3, name="Notebook serum")
-    layer = get_channel_layer()
-    channel = async_to_sync(layer.new_channel)()
-    async_to_sync(layer.group_add)(creator_group(creator.pk), channel)
+    listener = group_listener(creator_group(creator.pk))
 
     async def synchronous_caller():
         dashboard_push(creator_id=creator.pk, change=Change.of("inventory"))
@@ -57,7 +53,7 @@ def test_push_from_synchronous_code_inside_a_running_loop_arrives(creator, make_
         asyncio.run(synchronous_caller())
 
     assert [record.getMessage() for record in caplog.records] == []
-    message = async_to_sync(layer.receive)(channel)
+    message = listener.receive()
     assert "Notebook serum" in message["fragments"]["inventory-table"]
 
 
@@ -80,22 +76,18 @@ def test_committed_change_is_pushed_even_when_the_layer_is_down(creator, make_pr
     assert product.stocks.get().on_hand == 4
 
 
-def _received(channel) -> dict:
-    return async_to_sync(get_channel_layer().receive)(channel)
-
-
-def test_a_committed_order_is_pushed_as_its_rows_not_as_whole_lists(creator, shop, make_product, place_order, django_capture_on_commit_callbacks):
+def test_a_committed_order_is_pushed_as_its_rows_not_as_whole_lists(
+    creator, shop, make_product, place_order, django_capture_on_commit_callbacks, group_listener
+):
     with django_capture_on_commit_callbacks(execute=True):  # published before anyone listens
         product = make_product(creator, stock=8, reorder_point=10, name="Row serum")  # low: it has an open alert
         make_product(creator, stock=50, name="Untouched serum")
-    layer = get_channel_layer()
-    channel = async_to_sync(layer.new_channel)()
-    async_to_sync(layer.group_add)(creator_group(creator.pk), channel)
+    listener = group_listener(creator_group(creator.pk))
 
     with django_capture_on_commit_callbacks(execute=True):
         order = place_order(shop, product, quantity=2)
 
-    message = _received(channel)
+    message = listener.receive()
     assert set(message["rows"]) == {"recent-orders", "inventory-table", "alert-list"}
     assert list(message["rows"]["recent-orders"]) == [f"order-{order.pk}"]
     assert list(message["rows"]["inventory-table"]) == [f"product-{product.pk}"]
@@ -106,17 +98,15 @@ def test_a_committed_order_is_pushed_as_its_rows_not_as_whole_lists(creator, sho
     assert "Untouched serum" not in str(message)
 
 
-def test_a_topic_changed_as_a_whole_is_pushed_whole_even_with_rows_marked_beside_it(creator, make_product):
+def test_a_topic_changed_as_a_whole_is_pushed_whole_even_with_rows_marked_beside_it(creator, make_product, group_listener):
     product = make_product(creator, stock=3, name="Whole serum")
-    layer = get_channel_layer()
-    channel = async_to_sync(layer.new_channel)()
-    async_to_sync(layer.group_add)(creator_group(creator.pk), channel)
+    listener = group_listener(creator_group(creator.pk))
     change = Change.of("inventory", ids=[product.pk])
     change.merge(Change.of("inventory"))  # a resync's mark, say, coalesced with an order's
 
     dashboard_push(creator_id=creator.pk, change=change)
 
-    message = _received(channel)
+    message = listener.receive()
     assert "inventory-table" in message["fragments"] and "inventory-table" not in message["rows"]
     assert "Whole serum" in message["fragments"]["inventory-table"]
 
@@ -141,29 +131,19 @@ def test_an_order_publish_reads_the_same_statements_whatever_the_catalogue_and_h
     assert publish_statements() == small
 
 
-def test_a_process_wide_status_reaches_every_dashboard_only_when_it_changes(creator, make_creator, django_capture_on_commit_callbacks):
+def test_a_process_wide_status_reaches_every_dashboard_only_when_it_changes(
+    creator, make_creator, django_capture_on_commit_callbacks, group_listener
+):
     with django_capture_on_commit_callbacks(execute=True):  # the creators' own pushes, before anyone listens
         bob = make_creator("bob")
-    layer = get_channel_layer()
-    channel = async_to_sync(layer.new_channel)()
-    for each in (creator, bob):
-        async_to_sync(layer.group_add)(creator_group(each.pk), channel)
-
-    async def drain() -> list[dict]:
-        # One event loop for every receive: the Redis layer's buffers belong to the loop they began on.
-        messages = []
-        while True:
-            try:
-                messages.append(await asyncio.wait_for(layer.receive(channel), 0.5))
-            except asyncio.TimeoutError:
-                return messages
+    listener = group_listener(creator_group(creator.pk), creator_group(bob.pk))
 
     with django_capture_on_commit_callbacks(execute=True) as first_report:
         health_record(component="realtime@host:1", status="nominal")  # a new server process's first report
     assert first_report == []  # nothing to publish
     with django_capture_on_commit_callbacks(execute=True):
         health_record(component="realtime@host:1", status="warning")
-    messages = async_to_sync(drain)()
+    messages = listener.drain()
     assert len(messages) == 2 and all(set(message["fragments"]) == {"metric-cards"} for message in messages)
 
 
@@ -195,7 +175,7 @@ def _order_change(order, product) -> Change:
 
 
 def test_creators_published_together_cost_the_statements_of_one_and_each_gets_only_its_rows(
-    make_creator, make_shop, make_product, place_order, django_capture_on_commit_callbacks
+    make_creator, make_shop, make_product, place_order, django_capture_on_commit_callbacks, group_listener
 ):
     sellers = []
     with django_capture_on_commit_callbacks(execute=True):  # published before anyone listens
@@ -203,11 +183,7 @@ def test_creators_published_together_cost_the_statements_of_one_and_each_gets_on
             seller = make_creator(f"seller{number}", timezone=["UTC", "Asia/Tokyo", "America/New_York", "Europe/Paris"][number])
             product = make_product(seller, stock=100, name=f"Serum of seller {number}")
             sellers.append((seller, make_shop(seller), product))
-    layer = get_channel_layer()
-    channels = {}
-    for seller, _, _ in sellers:
-        channels[seller.pk] = async_to_sync(layer.new_channel)()
-        async_to_sync(layer.group_add)(creator_group(seller.pk), channels[seller.pk])
+    listeners = {seller.pk: group_listener(creator_group(seller.pk)) for seller, _, _ in sellers}
     changes = {seller.pk: _order_change(place_order(shop, product), product) for seller, shop, product in sellers}
 
     with CaptureQueriesContext(connection) as one:
@@ -216,9 +192,9 @@ def test_creators_published_together_cost_the_statements_of_one_and_each_gets_on
         changes_publish_many(changes)
 
     assert len(together) == len(one)  # one statement per kind of read for every creator of the cycle
-    async_to_sync(layer.receive)(channels[sellers[0][0].pk])  # the first publish's message
+    listeners[sellers[0][0].pk].receive()  # the first publish's message
     for number, (seller, _, product) in enumerate(sellers):
-        message = async_to_sync(layer.receive)(channels[seller.pk])
+        message = listeners[seller.pk].receive()
         order_rows = message["rows"]["recent-orders"]
         inventory_rows = message["rows"]["inventory-table"]
         assert list(order_rows) == [f"order-{changes[seller.pk].rows('orders').pop()}"]
@@ -230,16 +206,14 @@ def test_creators_published_together_cost_the_statements_of_one_and_each_gets_on
     assert {metric.creator_id: metric.value for metric in stored} == {seller.pk: 1 for seller, _, _ in sellers}
 
 
-def test_a_creator_that_fails_in_a_cycle_does_not_hold_back_the_others(creator, shop, make_product, place_order, caplog):
+def test_a_creator_that_fails_in_a_cycle_does_not_hold_back_the_others(creator, shop, make_product, place_order, caplog, group_listener):
     product = make_product(creator, stock=100, name="Survivor serum")
-    layer = get_channel_layer()
-    channel = async_to_sync(layer.new_channel)()
-    async_to_sync(layer.group_add)(creator_group(creator.pk), channel)
+    listener = group_listener(creator_group(creator.pk))
     gone = 999_999  # a creator deleted between commit and publish: every read of theirs fails
 
     with caplog.at_level(logging.ERROR, logger="creatorflow.realtime"):
         changes_publish_many({gone: Change.of("orders"), creator.pk: _order_change(place_order(shop, product), product)})
 
-    message = _received(channel)
+    message = listener.receive()
     assert "Survivor serum" in message["rows"]["inventory-table"][f"product-{product.pk}"]
     assert [record.getMessage() for record in caplog.records] == [f"publish for creator {gone} failed (DoesNotExist)"]

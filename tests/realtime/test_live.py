@@ -5,8 +5,6 @@ from datetime import timedelta
 from decimal import Decimal
 
 import pytest
-from asgiref.sync import async_to_sync
-from channels.layers import get_channel_layer
 from django.core.management import call_command
 from django.test import Client
 from django.urls import reverse
@@ -147,19 +145,15 @@ def test_an_order_re_renders_the_live_header_only_while_a_live_runs(creator):
 
 
 @pytest.mark.django_db(transaction=True)
-def test_starting_and_ending_a_live_pushes_the_header_and_the_inventory_table(creator, make_product):
-    layer = get_channel_layer()
-    channel = async_to_sync(layer.new_channel)()
+def test_starting_and_ending_a_live_pushes_the_header_and_the_inventory_table(creator, make_product, group_listener):
     make_product(creator, stock=5)
-    async_to_sync(layer.group_add)(creator_group(creator.pk), channel)
+    listener = group_listener(creator_group(creator.pk))
 
     live_start(creator_id=creator.pk, title="Pushed LIVE")
     live_end(creator_id=creator.pk)
 
-    async def two_pushes() -> list[dict]:  # received on one event loop (channels-redis buffers per loop)
-        return [await layer.receive(channel), await layer.receive(channel)]
-
-    started, ended = (message["fragments"] for message in sorted(async_to_sync(two_pushes)(), key=lambda m: m["stamp"]))
+    pushes = [listener.receive(), listener.receive()]
+    started, ended = (message["fragments"] for message in sorted(pushes, key=lambda m: m["stamp"]))
 
     assert {"live-header", "inventory-table"} <= set(started) and {"live-header", "inventory-table"} <= set(ended)
     assert "recent-orders" not in started  # a start changes no order
