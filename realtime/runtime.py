@@ -66,8 +66,9 @@ class LayerWatch:
         if not settings.REDIS_URL:
             return
         self.sockets[consumer] = close_code
-        if self.task is None or self.task.done():
-            self.task = asyncio.get_running_loop().create_task(self._run(), name="creatorflow-layer-watch")
+        loop = asyncio.get_running_loop()
+        if self.task is None or self.task.done() or self.task.get_loop() is not loop:  # a server has one loop; tests, many
+            self.task = loop.create_task(self._run(), name="creatorflow-layer-watch")
 
     def forget(self, consumer) -> None:
         self.sockets.pop(consumer, None)

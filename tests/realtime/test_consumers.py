@@ -10,6 +10,7 @@ from django.conf import settings
 
 from inventory.services.catalogue import warehouse_get_or_create
 from inventory.services.stock import stock_restock
+from realtime.consumers import CLOSE_LAYER_LOST
 from realtime.fragments import FRAGMENT_NAMES
 
 from ..sockets import fragment_id, frame_parts, is_rows_frame
@@ -79,6 +80,19 @@ async def test_socket_from_a_foreign_origin_is_refused(creator):
     communicator, connected = await websocket_open(creator, origin="https://evil.example")
     try:
         assert not connected
+    finally:
+        await communicator.disconnect()
+
+
+async def test_a_dashboard_is_closed_when_redis_stops_answering(creator, settings):
+    """Pub/Sub tells no receiver that Redis went away: the process's watch closes its dashboards."""
+    settings.REDIS_URL = "redis://127.0.0.1:1/0"  # what the watch PINGs: nothing listens there
+    communicator, connected = await websocket_open(creator)
+    try:
+        assert connected
+        await receive_snapshot(communicator)
+        closed = await communicator.receive_output(timeout=5)
+        assert closed == {"type": "websocket.close", "code": CLOSE_LAYER_LOST}
     finally:
         await communicator.disconnect()
 
