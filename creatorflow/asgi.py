@@ -23,15 +23,20 @@ class DeliveryHandler(ASGIHandler):
     CSRF token, messages or htmx headers, and no page to frame or sniff. Under ASGI each of the
     browser's middlewares costs thread hops on every request (Django's ``MiddlewareMixin`` runs
     its hooks through ``sync_to_async``): about a seventh of a server's CPU at flash-sale rates
-    (bench/README.md). Errors are still answered and logged by Django's exception handling, and
-    answers carry their length, as ``CommonMiddleware`` gives the pages' (no chunked encoding).
+    (bench/README.md). As for pages, a Host not in ``ALLOWED_HOSTS`` is refused (400), errors are
+    answered and logged by Django's exception handling, and answers carry their length, as
+    ``CommonMiddleware`` gives the pages' (no chunked encoding).
     """
 
     def load_middleware(self, is_async=False):
         self._view_middleware = []
         self._template_response_middleware = []
         self._exception_middleware = []
-        self._middleware_chain = convert_exception_to_response(self._get_response_async if is_async else self._get_response)
+        self._middleware_chain = convert_exception_to_response(self._host_checked)
+
+    async def _host_checked(self, request):
+        request.get_host()  # raises DisallowedHost, answered 400
+        return await self._get_response_async(request)
 
     async def get_response_async(self, request):
         response = await super().get_response_async(request)

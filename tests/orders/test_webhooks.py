@@ -223,16 +223,18 @@ async def test_webhook_body_over_the_limit_without_content_length_is_413(setting
     await communicator.wait(timeout=10)
 
 
-def _http_scope(method: str, path: str, headers: list[tuple[bytes, bytes]]) -> dict:
+def _http_scope(method: str, path: str, headers: list[tuple[bytes, bytes]], host: bytes) -> dict:
     return {
         "type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": method, "scheme": "http",
         "path": path, "raw_path": path.encode(), "query_string": b"", "root_path": "",
-        "headers": [(b"host", b"127.0.0.1"), *headers], "client": ("127.0.0.1", 5000), "server": ("127.0.0.1", 8000),
+        "headers": [(b"host", host), *headers], "client": ("127.0.0.1", 5000), "server": ("127.0.0.1", 8000),
     }
 
 
-async def _asgi_request(method: str, path: str, body: bytes = b"", headers=()) -> tuple[int, dict[bytes, bytes], bytes]:
-    communicator = ApplicationCommunicator(application, _http_scope(method, path, list(headers)))
+async def _asgi_request(
+    method: str, path: str, body: bytes = b"", headers=(), *, host: bytes = b"127.0.0.1"
+) -> tuple[int, dict[bytes, bytes], bytes]:
+    communicator = ApplicationCommunicator(application, _http_scope(method, path, list(headers), host))
     await communicator.send_input({"type": "http.request", "body": body, "more_body": False})
     start = await communicator.receive_output(timeout=10)
     answer = await communicator.receive_output(timeout=10)
@@ -250,6 +252,11 @@ async def test_webhooks_are_served_without_the_browsers_middleware_and_pages_wit
         "POST", WEBHOOK_URL, body, [(b"content-type", b"application/json"), (b"authorization", signed(shop, body).encode())]
     )
     refused, _, _ = await _asgi_request("GET", WEBHOOK_URL)
+    other = order_body(shop, order_id="O-ASGI-HOST", items=[(product.external_id, 1)])
+    wrong_host, _, _ = await _asgi_request(
+        "POST", WEBHOOK_URL, other, [(b"content-type", b"application/json"), (b"authorization", signed(shop, other).encode())],
+        host=b"evil.example",
+    )
     page_status, page_headers, _ = await _asgi_request("GET", "/accounts/login/")
 
     assert (status, json.loads(answer)["status"]) == (200, "processed")
@@ -257,6 +264,8 @@ async def test_webhooks_are_served_without_the_browsers_middleware_and_pages_wit
     assert await Order.objects.filter(creator_id=creator.pk, external_id="O-ASGI").aexists()
     assert not {b"x-frame-options", b"x-content-type-options", b"vary"} & set(headers)  # no clickjacking, security, session middleware
     assert refused == 405
+    assert wrong_host == 400  # a Host outside ALLOWED_HOSTS is refused, as for pages
+    assert not await Order.objects.filter(external_id="O-ASGI-HOST").aexists()
     assert page_status == 200 and page_headers[b"x-frame-options"] == b"DENY"  # pages keep every middleware
 
 
