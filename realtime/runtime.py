@@ -50,14 +50,15 @@ class LayerWatch:
 
     Over Pub/Sub a process that loses Redis receives nothing and no receiver is told: its tabs
     would go on looking live while their pushes are lost. While dashboards are open, the watch
-    sends Redis a PING every ``interval`` seconds; when one fails, it closes every open dashboard
-    of the process (``close_code``). Their pages show Disconnected and reconnect with backoff,
+    sends Redis a PING every ``interval`` seconds; when ``failures`` in a row fail (one slow
+    answer on a busy machine is not an outage), it closes every open dashboard of the process
+    (``close_code``). Their pages show Disconnected and reconnect with backoff,
     which Redis refuses until it is back, and then to a fresh snapshot. Without Redis (the
     in-memory layer of one process) there is nothing to watch.
     """
 
-    def __init__(self, *, interval: float = 1.0, timeout: float = 1.0) -> None:
-        self.interval, self.timeout = interval, timeout
+    def __init__(self, *, interval: float = 1.0, timeout: float = 1.0, failures: int = 2) -> None:
+        self.interval, self.timeout, self.failures = interval, timeout, failures
         self.sockets: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # open dashboard → its close code
         self.task: asyncio.Task | None = None
 
@@ -78,12 +79,18 @@ class LayerWatch:
 
     async def _run(self) -> None:
         client = redis.asyncio.Redis.from_url(settings.REDIS_URL, socket_timeout=self.timeout, socket_connect_timeout=self.timeout)
+        failed = 0
         try:
             while self.sockets:
                 await asyncio.sleep(self.interval)
                 try:
                     await client.ping()
+                    failed = 0
                 except (redis.RedisError, OSError) as error:
+                    failed += 1
+                    if failed < self.failures:
+                        continue
+                    failed = 0
                     lost = list(self.sockets.items())
                     logger.warning("Redis is not answering (%s): closing %s dashboards of this process", type(error).__name__, len(lost))
                     for consumer, close_code in lost:
