@@ -22,8 +22,8 @@ class DeliveryHandler(ASGIHandler):
     A webhook is authenticated by its signature and answered in JSON: it has no session, user,
     CSRF token, messages or htmx headers, and no page to frame or sniff. Under ASGI each of the
     browser's middlewares costs thread hops on every request (Django's ``MiddlewareMixin`` runs
-    its hooks through ``sync_to_async``): about a seventh of a server's CPU at flash-sale rates
-    (bench/README.md). As for pages, a Host not in ``ALLOWED_HOSTS`` is refused (400), errors are
+    its hooks through ``sync_to_async``): about a seventh of a server's CPU under closed-loop
+    webhook load (bench/README.md). As for pages, a Host not in ``ALLOWED_HOSTS`` is refused (400), errors are
     answered and logged by Django's exception handling, and answers carry their length, as
     ``CommonMiddleware`` gives the pages' (no chunked encoding).
     """

@@ -127,8 +127,8 @@ REDIS_URL = os.environ.get("REDIS_URL", "")
 # Which of channels-redis's layers carries the pushes: "pubsub" (RedisPubSubChannelLayer, Redis
 # Pub/Sub: a process's subscription delivers every message of its groups as it comes) or "lists"
 # (RedisChannelLayer, messages kept in Redis until read or expired, but a process reads its
-# channels one message per round trip: past ~50 publishes a second over 1,000 dashboards the
-# pushes fall seconds behind). A tab that missed messages while its process was cut from Redis is
+# channels one message per round trip: at 100 publishes a second over 1,000 dashboards the
+# pushes fell seconds behind). A tab that missed messages while its process was cut from Redis is
 # made whole by the snapshot it gets on reconnect. bench/README.md compares the two.
 REDIS_CHANNEL_LAYERS = {
     "lists": "channels_redis.core.RedisChannelLayer",

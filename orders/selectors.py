@@ -41,6 +41,7 @@ def _orders(creator_id: int | None, *, status: str | None, flag: str | None, sea
 
 
 def _items() -> Prefetch:
+    """An order's lines with their products, in the order they were written."""
     return Prefetch("items", queryset=OrderItem.objects.select_related("product").order_by("pk"))
 
 
@@ -100,9 +101,7 @@ def orders_page(
 
 def order_get(*, creator_id: int, order_pk: int) -> Order:
     """Return one of the creator's orders with its items; raise Order.DoesNotExist for anyone else's."""
-    return Order.objects.select_related("shop").prefetch_related(
-        Prefetch("items", queryset=OrderItem.objects.select_related("product").order_by("pk"))
-    ).get(creator_id=creator_id, pk=order_pk)
+    return Order.objects.select_related("shop").prefetch_related(_items()).get(creator_id=creator_id, pk=order_pk)
 
 
 def order_reservations(*, order: Order) -> list[Reservation]:
