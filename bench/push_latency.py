@@ -56,7 +56,7 @@ MONITOR_REPORT_SECONDS = 2
 APP_KEY, APP_SECRET = "bench-app-key", "bench-app-secret"
 ORDER_ROW = re.compile(r'data-order-id="([^"]+)"[^>]*?\sdata-updated-at="([0-9.]+)"')
 # Recent orders arrive whole (the snapshot, among other fragments) or as rows appended to their list.
-RECENT_ORDERS_MARKS = ('<section id="recent-orders"', '<tbody hx-swap-oob="beforeend:#recent-orders-rows"')
+RECENT_ORDERS_MARKS = ('<section id="recent-orders"', '<template hx-swap-oob="beforeend:#recent-orders-rows"')
 
 
 # --- environment and data ----------------------------------------------------------------------

@@ -146,26 +146,26 @@ def fragments_to_push(*, creator_id: int, topics: Iterable[str]) -> list[str]:
 
 @dataclass(frozen=True)
 class RowList:
-    """The element of a fragment that holds its rows: its id, and its tag (a pushed row's wrapper)."""
+    """The element of a fragment that holds its rows."""
 
     element_id: str
-    tag: str
 
 
 ROW_LISTS: dict[str, RowList] = {
-    RECENT_ORDERS: RowList("recent-orders-rows", "tbody"),
-    INVENTORY_TABLE: RowList("inventory-rows", "tbody"),
-    ALERT_LIST: RowList("alert-rows", "ul"),
+    RECENT_ORDERS: RowList("recent-orders-rows"),
+    INVENTORY_TABLE: RowList("inventory-rows"),
+    ALERT_LIST: RowList("alert-rows"),
 }
 
 
 def rows_frame(name: str, rows: Iterable[str]) -> str:
     """Wrap rendered rows of fragment ``name`` in one out-of-band swap that appends them to their list.
 
-    ``static/js/dashboard.js`` then keeps one row per id, in the list's order and length.
+    The wrapper is a ``<template>``: table rows parse inside one wherever it stands, so rows can
+    share a websocket frame with whole fragments and other lists' rows. ``static/js/dashboard.js``
+    swaps in the template's content, then keeps one row per id, in the list's order and length.
     """
-    row_list = ROW_LISTS[name]
-    return f'<{row_list.tag} hx-swap-oob="beforeend:#{row_list.element_id}">{"".join(rows)}</{row_list.tag}>'
+    return f'<template hx-swap-oob="beforeend:#{ROW_LISTS[name].element_id}">{"".join(rows)}</template>'
 
 
 def _sort_key(*parts: object) -> str:

@@ -11,10 +11,12 @@ goes out at most once per interval. A row is never sent older than the last whol
 fragment sent, and a whole render never goes out older than a row of it already sent (it is
 rendered afresh instead).
 
-Whole renders due at the same moment go out as one websocket frame (a broadcast's cards and
-chart together, a snapshot's fragments together: the htmx ws extension swaps every element of a
-frame). Each list's rows go in a frame of their own, right after: table rows parse only where a
-table may stand, so a frame's first element decides how the browser reads the rest.
+Everything due at the same moment goes out as one websocket frame: a broadcast's cards, chart
+and rows together, a snapshot's fragments together (the htmx ws extension swaps every element of
+a frame). Whole renders come first, then each list's rows, so rows land in a list no older than
+them; the rows travel in a ``<template>`` (``fragments.rows_frame``), where table rows parse
+whatever stands before them. One frame a moment, not one per list, keeps a busy seller's tabs
+at a frame per push: a websocket write is a system call for every tab.
 """
 
 import asyncio
@@ -155,7 +157,7 @@ class FramePacer:
         return self._sent_at.get(key, float("-inf")) + self._interval
 
     async def _flush(self) -> None:
-        """Send every whole render and row set that is due: the renders in one frame, each list's rows after."""
+        """Send every whole render and row set that is due, in one frame: the renders, then each list's rows."""
         now = time.monotonic()
         wholes, rows, renewed, sent = [], [], set(), []
         for name in [name for name in self._pending if self._due_at(name) <= now]:
@@ -240,16 +242,17 @@ class FramePacer:
         return self._wrap_rows(name, [row.html for row in fresh.values()])
 
     async def _write(self, wholes: list[str], rows: list[str]) -> None:
-        """Send the whole renders as one frame, then each list's rows as a frame of its own."""
-        for frame in (["".join(wholes)] if wholes else []) + rows:
-            self.frames_sent += 1
-            started = time.monotonic()
-            self._in_flight += 1
-            try:
-                await self._send(frame)
-            finally:
-                self._in_flight -= 1
-            MONITOR.frame_sent(time.monotonic() - started)
+        """Send the whole renders, then each list's rows, as one frame."""
+        if not wholes and not rows:
+            return
+        self.frames_sent += 1
+        started = time.monotonic()
+        self._in_flight += 1
+        try:
+            await self._send("".join(wholes + rows))
+        finally:
+            self._in_flight -= 1
+        MONITOR.frame_sent(time.monotonic() - started)
 
     def close(self) -> None:
         """Cancel pending sends: the connection is gone."""

@@ -192,6 +192,14 @@
     if (rows.length) { list.hidden = false; }
   }
 
+  // Pushed rows travel in a <template> (table rows parse inside one wherever it stands, so they
+  // share a frame with whole fragments). htmx appends the swapped element's children, and a
+  // template keeps its rows in its content: hand them over as its children before the swap.
+  document.addEventListener("htmx:oobBeforeSwap", function (event) {
+    var fragment = event.detail.fragment;
+    if (fragment instanceof HTMLTemplateElement) { fragment.appendChild(fragment.content); }
+  });
+
   // --- wiring ----------------------------------------------------------------------------
 
   // Live once the snapshot is on the page, not when the socket opens: until then the page shows
