@@ -48,7 +48,14 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from ingest import database_recreate, database_url, process_group_stop, processes  # noqa: E402 - helpers of the ingest benchmark
+from ingest import (  # noqa: E402 - helpers of the ingest benchmark
+    cpu_seconds,
+    database_recreate,
+    database_url,
+    postgres_cpu_seconds,
+    process_group_stop,
+    processes,
+)
 
 PRODUCTS_PER_CREATOR = 5
 STOCK = 1_000_000  # units per product unless --stock says otherwise (a flash sale's few)
@@ -260,6 +267,10 @@ class Server:
                     if line.startswith("VmRSS:"):
                         sizes.append(int(line.split()[1]))
         return sorted(sizes)
+
+    def cpu_seconds(self) -> float:
+        """CPU time (user + system) the server's processes have used so far, all of them together."""
+        return cpu_seconds(lambda fields: int(fields[3]) == self.process.pid)  # its process group
 
     def stop(self) -> None:
         process_group_stop(self.process)
@@ -497,6 +508,7 @@ async def run(args, env: dict[str, str], creators: list[dict]) -> dict:
         statuses: dict[int, int] = {}
         answer_ms: list[float] = []
         frames_before = sum(client.frames for client in clients)
+        cpu_before = sum(server.cpu_seconds() for server in servers), time.process_time(), postgres_cpu_seconds()
         answered_ids: set[str] = set()
         elapsed = await send_webhooks(args, creators, ports, sent_at, statuses, answer_ms, answered_ids)
         # Let the last frames arrive: until every client saw every one of its creator's orders, or 10 s.
@@ -509,6 +521,8 @@ async def run(args, env: dict[str, str], creators: list[dict]) -> dict:
                 break
             await asyncio.sleep(0.1)
         frames_during = sum(client.frames for client in clients) - frames_before
+        cpu_now = sum(server.cpu_seconds() for server in servers), time.process_time(), postgres_cpu_seconds()
+        cpu_during = [now - before for now, before in zip(cpu_now, cpu_before, strict=True)]
         load_at_end = load_average()
         await asyncio.sleep(MONITOR_REPORT_SECONDS + 1)  # every process reports its publishes once more
         stop.set()
@@ -577,6 +591,12 @@ async def run(args, env: dict[str, str], creators: list[dict]) -> dict:
             "creators_per_cycle": round(publishes / cycles, 2) if cycles else None,
         },
         "frames_per_client_per_second": round(frames_during / len(clients) / max(elapsed, 0.001), 2),
+        # From the webhooks' first send until every tab saw its orders: what each answered order cost.
+        "cpu_ms_per_order": {
+            "server": round(cpu_during[0] * 1000 / max(len(answered_ids), 1), 2),
+            "load_generator_and_clients": round(cpu_during[1] * 1000 / max(len(answered_ids), 1), 2),
+            "postgres": round(cpu_during[2] * 1000 / max(len(answered_ids), 1), 2),
+        },
         "clients_disconnected": sum(client.disconnects for client in clients),
         "connect": {
             "seconds_until_all_snapshots": round(connect_seconds, 1),

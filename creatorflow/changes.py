@@ -52,6 +52,17 @@ class Change:
         for topic, ids in other.ids.items():
             self.ids[topic] |= ids
 
+    def split(self, topics: Iterable[str]) -> tuple["Change", "Change"]:
+        """Return this change without ``topics``, and the part of it that is ``topics``."""
+        topics = set(topics)
+        parts = Change(), Change()
+        for part, kept in zip(parts, (self.topics - topics, self.topics & topics), strict=True):
+            part.topics = set(kept)
+            part.whole = self.whole & kept
+            for topic in kept & set(self.ids):
+                part.ids[topic] = set(self.ids[topic])
+        return parts
+
     def rows(self, topic: str) -> set[int] | None:
         """Return the ids of the rows of ``topic`` that changed, or None when it changed as a whole (or not at all)."""
         if topic not in self.topics or topic in self.whole:

@@ -12,7 +12,7 @@ import threading
 import time
 import weakref
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 
 import redis  # channels-redis's own client library
@@ -21,7 +21,7 @@ from channels.db import database_sync_to_async
 from django.conf import settings
 from django.db import connection
 
-from creatorflow.changes import Change
+from creatorflow.changes import SYNC, Change
 
 logger = logging.getLogger("creatorflow.realtime")
 
@@ -157,15 +157,31 @@ class Coalescer:
     and goes in the next cycle together, as the applier batches webhooks: at low load a cycle is
     one creator published at once, and a hundred busy creators cost a few cycles a second
     instead of a hundred publishes. One creator never runs twice at once.
+
+    ``slow_topics`` (sync news) keep a longer interval of their own, ``slow_interval``, with the
+    same leading edge and latest-state-last: while they wait it out, the creator's other changes
+    go without them, and once they are all that is left they go on their own.
     """
 
-    def __init__(self, interval: float, publish: Publish, *, workers: int = 2, claim: Claim = claim_always) -> None:
+    def __init__(
+        self,
+        interval: float,
+        publish: Publish,
+        *,
+        workers: int = 2,
+        claim: Claim = claim_always,
+        slow_topics: Iterable[str] = (),
+        slow_interval: float = 0.0,
+    ) -> None:
         self.interval = interval
         self.publish = publish
         self.claim = claim
+        self.slow_topics = frozenset(slow_topics)
+        self.slow_interval = slow_interval
         self.condition = threading.Condition()
         self.pending: dict[int, Change] = defaultdict(Change)
         self.last: dict[int, float] = {}
+        self.last_slow: dict[int, float] = {}  # creator → when its slow topics were last published
         self.running: set[int] = set()
         self.thread: threading.Thread | None = None
         self.workers = workers
@@ -193,7 +209,7 @@ class Coalescer:
                 waiting = [c for c in self.pending if c not in self.running]
                 due = []
                 for creator_id in waiting:
-                    if now - self.last.get(creator_id, float("-inf")) < self.interval:
+                    if now < self._ready_at(creator_id):
                         continue
                     wait = self.claim(creator_id, self.interval)
                     if wait > 0:  # another process published this creator just now: after its slot
@@ -205,9 +221,31 @@ class Coalescer:
                         self.last[creator_id] = now
                         self.running.add(creator_id)
                     self.in_flight += 1
-                    return {creator_id: self.pending.pop(creator_id) for creator_id in due}
-                waits = [self.last[c] + self.interval - now for c in waiting]
+                    return {creator_id: self._take(creator_id, now) for creator_id in due}
+                waits = [self._ready_at(c) - now for c in waiting]
                 self.condition.wait(timeout=max(0.0, min(waits)) if waits else None)
+
+    def _slow_due_at(self, creator_id: int) -> float:
+        return self.last_slow.get(creator_id, float("-inf")) + self.slow_interval
+
+    def _ready_at(self, creator_id: int) -> float:
+        """When the creator's waiting change may go: after its interval, and its slow topics' when they are all it holds."""
+        at = self.last.get(creator_id, float("-inf")) + self.interval
+        if self.pending[creator_id].topics <= self.slow_topics:
+            at = max(at, self._slow_due_at(creator_id))
+        return at
+
+    def _take(self, creator_id: int, now: float) -> Change:
+        """Take the creator's waiting change, leaving its slow topics waiting when their interval has not passed."""
+        change = self.pending.pop(creator_id)
+        if not change.topics & self.slow_topics:
+            return change
+        if now < self._slow_due_at(creator_id):
+            change, held = change.split(self.slow_topics)
+            self.pending[creator_id] = held
+        else:
+            self.last_slow[creator_id] = now
+        return change
 
     def _run(self) -> None:
         while True:
@@ -250,17 +288,18 @@ _coalescer: Coalescer | None = None
 
 
 def coalescer(interval: float, publish: Publish) -> Coalescer:
-    """Return this process's coalescer for ``interval`` (a new one when the interval changed).
+    """Return this process's coalescer for ``interval`` (a new one when an interval changed).
 
     With Redis, server processes share each creator's publish slot (``PublishSlots``).
     """
     global _coalescer  # noqa: PLW0603 - one coalescer per process
-    if _coalescer is None or _coalescer.interval != interval:
+    slow_interval = settings.CREATORFLOW["PUBLISH_SYNC_SECONDS"]
+    if _coalescer is None or (_coalescer.interval, _coalescer.slow_interval) != (interval, slow_interval):
         claim = claim_always
         if settings.REDIS_URL:
             prefix = settings.CHANNEL_LAYERS["default"]["CONFIG"].get("prefix", "creatorflow")
             claim = PublishSlots(settings.REDIS_URL, prefix).claim
-        _coalescer = Coalescer(interval, publish, claim=claim)
+        _coalescer = Coalescer(interval, publish, claim=claim, slow_topics=[SYNC], slow_interval=slow_interval)
     return _coalescer
 
 

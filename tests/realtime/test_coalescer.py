@@ -42,12 +42,12 @@ def wait_for(predicate, seconds: float = 5.0) -> None:
         time.sleep(0.01)
 
 
-def burst(coalescers: list[Coalescer], creator_id: int, *, seconds: float) -> float:
+def burst(coalescers: list[Coalescer], creator_id: int, *, seconds: float, topics=("orders",)) -> float:
     """Add a change every 5 ms for ``seconds``, spread over the coalescers; return when the last was added."""
     end = time.monotonic() + seconds
     n = 0
     while time.monotonic() < end:
-        coalescers[n % len(coalescers)].add(creator_id, Change.of("orders"))
+        coalescers[n % len(coalescers)].add(creator_id, Change.of(*topics))
         n += 1
         time.sleep(0.005)
     return time.monotonic()
@@ -67,6 +67,35 @@ def test_the_first_change_is_published_at_once_and_a_burst_at_most_once_per_inte
     assert len(publishes) <= 1 + 1.0 / INTERVAL + 2, len(publishes)  # not 200
     gaps = [later - earlier for earlier, later in zip(publishes, publishes[1:], strict=False)]
     assert min(gaps) >= INTERVAL * 0.9, gaps
+
+
+def test_sync_news_keeps_an_interval_of_its_own_and_its_latest_state_still_goes_last():
+    recorder = Recorder()
+    coalescer = Coalescer(INTERVAL, recorder, slow_topics={"sync"}, slow_interval=0.5)
+    added = time.monotonic()
+    coalescer.add(1, Change.of("orders", "sync"))
+    wait_for(lambda: recorder.of(1))
+    assert recorder.calls[0][1] - added < INTERVAL / 2
+    assert recorder.calls[0][2] == {"orders", "sync"}  # after a quiet spell, sync news goes at once too
+
+    # Every order of a sale advances the webhook stream: orders keep their interval, sync its own.
+    last_added = burst([coalescer], 1, seconds=1.2, topics=("orders", "sync"))
+    wait_for(lambda: any("sync" in topics and at > last_added for _, at, topics in recorder.calls), seconds=2)
+    with_sync = [at for _, at, topics in recorder.calls if "sync" in topics]
+    gaps = [later - earlier for earlier, later in zip(with_sync, with_sync[1:], strict=False)]
+    assert min(gaps) >= 0.5 * 0.9, gaps
+    assert len(recorder.calls) >= 2 * len(with_sync), recorder.calls  # orders went out in between, without it
+    # The last sync state went after the last change, on its own once the orders were out.
+    assert recorder.calls[-1][2] == {"sync"}
+
+
+def test_a_split_change_keeps_each_topics_rows_and_wholeness():
+    change = Change.of("orders", ids=[1, 2])
+    change.add(["sync"])
+    change.add(["inventory"], ids=[7])
+    rest, sync = change.split({"sync"})
+    assert (rest.topics, rest.rows("orders"), rest.rows("inventory"), rest.whole) == ({"orders", "inventory"}, {1, 2}, {7}, set())
+    assert (sync.topics, sync.whole, sync.rows("sync")) == ({"sync"}, {"sync"}, None)
 
 
 def test_a_slow_creator_does_not_hold_up_another():
