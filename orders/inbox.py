@@ -101,9 +101,10 @@ def webhook_receive(*, body: bytes, signature: str | None) -> Receipt:
         document = webhook_parse(body=body)
     except PayloadError as error:
         raise WebhookPayloadError(str(error)) from None
-    shop = ShopConnection.objects.filter(shop_id=document["shop_id"]).first()
-    if shop is None:
-        raise WebhookShopUnknown(f"No shop connection for shop_id {document['shop_id']!r}.")
+    try:
+        shop = ShopConnection.objects.get(shop_id=document["shop_id"])  # unique: no ordering to build
+    except ShopConnection.DoesNotExist:
+        raise WebhookShopUnknown(f"No shop connection for shop_id {document['shop_id']!r}.") from None
     expected = webhook_signature(app_key=shop.app_key, app_secret=shop.app_secret, body=body)
     if not hmac.compare_digest(expected.encode(), signature.strip().encode()):
         raise WebhookSignatureError("Signature does not match.", shop=shop)

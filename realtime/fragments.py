@@ -555,9 +555,8 @@ def _rows_inventory_table(product_ids: Mapping[int, set[int]]) -> dict[int, list
 
 def _rows_alert_list(product_ids: Mapping[int, set[int]]) -> dict[int, list]:
     alerts = inventory_selectors.alerts_open_many(product_ids=product_ids)
-    available = inventory_selectors.products_available_many(
-        product_ids={creator_id: {alert.product_id for alert in found} for creator_id, found in alerts.items()}
-    )
+    alerted = {creator_id: {alert.product_id for alert in found} for creator_id, found in alerts.items() if found}
+    available = inventory_selectors.products_available_many(product_ids=alerted) if alerted else {}
     return {creator_id: [(alert, available.get(alert.product_id) or 0) for alert in found] for creator_id, found in alerts.items()}
 
 
