@@ -236,8 +236,9 @@ CREATORFLOW = {
     # process (realtime.runtime.Coalescer). 0: once per transaction, right after commit (tests).
     "PUBLISH_COALESCE_SECONDS": float(os.environ.get("CREATORFLOW_PUBLISH_COALESCE", "0.1")),
     # Sync news (the webhook stream's count, a resync's progress) is published at most once per
-    # this many seconds per creator, first change at once, latest state last: during a sale every
-    # order advances the stream, and the sync panel and "last sync" need not move 300 times a second.
+    # this many seconds per creator, the first at once, later news with the creator's next order
+    # (alone when none comes within another interval): during a sale every order advances the
+    # stream, and the sync panel and "last sync" need not move with each.
     "PUBLISH_SYNC_SECONDS": float(os.environ.get("CREATORFLOW_PUBLISH_SYNC", "2")),
     # How often each server process logs and stores its realtime figures (realtime.monitor).
     "MONITOR_REPORT_SECONDS": float(os.environ.get("CREATORFLOW_MONITOR_REPORT_SECONDS", "30")),

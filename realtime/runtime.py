@@ -160,7 +160,8 @@ class Coalescer:
 
     ``slow_topics`` (sync news) keep a longer interval of their own, ``slow_interval``, with the
     same leading edge and latest-state-last: while they wait it out, the creator's other changes
-    go without them, and once they are all that is left they go on their own.
+    go without them; once due, they go with the next of those, or on their own when none comes
+    within another interval.
     """
 
     def __init__(
@@ -229,10 +230,15 @@ class Coalescer:
         return self.last_slow.get(creator_id, float("-inf")) + self.slow_interval
 
     def _ready_at(self, creator_id: int) -> float:
-        """When the creator's waiting change may go: after its interval, and its slow topics' when they are all it holds."""
+        """When the creator's waiting change may go: after its interval, and later when it holds slow topics only.
+
+        Slow topics due go with the creator's next other change; alone, only one more slow
+        interval later. A busy creator's sync news thus rides along with its orders instead of
+        costing publishes of its own, and the latest still goes out when the orders stop.
+        """
         at = self.last.get(creator_id, float("-inf")) + self.interval
         if self.pending[creator_id].topics <= self.slow_topics:
-            at = max(at, self._slow_due_at(creator_id))
+            at = max(at, self._slow_due_at(creator_id) + self.slow_interval)
         return at
 
     def _take(self, creator_id: int, now: float) -> Change:

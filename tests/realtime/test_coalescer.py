@@ -80,13 +80,34 @@ def test_sync_news_keeps_an_interval_of_its_own_and_its_latest_state_still_goes_
 
     # Every order of a sale advances the webhook stream: orders keep their interval, sync its own.
     last_added = burst([coalescer], 1, seconds=1.2, topics=("orders", "sync"))
-    wait_for(lambda: any("sync" in topics and at > last_added for _, at, topics in recorder.calls), seconds=2)
+    wait_for(lambda: any("sync" in topics and at > last_added for _, at, topics in recorder.calls), seconds=3)
     with_sync = [at for _, at, topics in recorder.calls if "sync" in topics]
     gaps = [later - earlier for earlier, later in zip(with_sync, with_sync[1:], strict=False)]
     assert min(gaps) >= 0.5 * 0.9, gaps
     assert len(recorder.calls) >= 2 * len(with_sync), recorder.calls  # orders went out in between, without it
+    # While orders flow, sync news rides along with them: no publish of its own.
+    assert all(topics == {"orders", "sync"} for _, at, topics in recorder.calls if "sync" in topics and at <= last_added)
     # The last sync state went after the last change, on its own once the orders were out.
     assert recorder.calls[-1][2] == {"sync"}
+
+
+def test_sync_news_due_waits_for_the_next_order_instead_of_a_publish_of_its_own():
+    # A hundred creators each selling an order every second or so: sync news must not double their publishes.
+    recorder = Recorder()
+    coalescer = Coalescer(INTERVAL, recorder, slow_topics={"sync"}, slow_interval=0.5)
+    end = time.monotonic() + 2.0
+    while time.monotonic() < end:
+        last_added = time.monotonic()
+        coalescer.add(1, Change.of("orders", "sync"))
+        time.sleep(0.3)
+    wait_for(lambda: not coalescer.pending and not coalescer.in_flight, seconds=3)
+
+    during = [topics for _, at, topics in recorder.calls if at <= last_added]
+    assert {"sync"} not in during, during
+    assert sum("sync" in topics for topics in during) >= 2, during  # it still went along, every 0.5 s or so
+    # The latest sync state went last: with the last order, or alone after it, once.
+    assert "sync" in recorder.calls[-1][2] and recorder.calls[-1][1] >= last_added
+    assert len(recorder.calls) <= len(during) + 1
 
 
 def test_a_split_change_keeps_each_topics_rows_and_wholeness():
