@@ -22,7 +22,8 @@ carries a creator's newest orders up to the list's length, so in a flash sale mo
 burst are never a row (the page would drop them): such an order counts as reflected on a tab at
 the first frame after its commit carrying a row committed no earlier than it
 (``orders_superseded_before_their_row``; ``commit_to_frame_ms_rows_only`` leaves them out). It also
-reports webhook-send-to-frame, webhook answer times, frames per client, clients disconnected,
+reports webhook-send-to-frame, webhook answer times, frames per client, CPU per answered order (the
+servers, this process, PostgreSQL), clients disconnected,
 orders a client never saw, and the server processes' resident memory (idle, with clients
 connected, peak during the run). Traffic goes to 127.0.0.1 only, bounded in count and time;
 everything it starts, it stops. Results are written to ``bench/results/``.
