@@ -144,17 +144,11 @@ def fragments_to_push(*, creator_id: int, topics: Iterable[str]) -> list[str]:
     return names
 
 
-@dataclass(frozen=True)
-class RowList:
-    """The element of a fragment that holds its rows."""
-
-    element_id: str
-
-
-ROW_LISTS: dict[str, RowList] = {
-    RECENT_ORDERS: RowList("recent-orders-rows"),
-    INVENTORY_TABLE: RowList("inventory-rows"),
-    ALERT_LIST: RowList("alert-rows"),
+# Fragment → the id of the element holding its rows.
+ROW_LISTS: dict[str, str] = {
+    RECENT_ORDERS: "recent-orders-rows",
+    INVENTORY_TABLE: "inventory-rows",
+    ALERT_LIST: "alert-rows",
 }
 
 
@@ -165,7 +159,7 @@ def rows_frame(name: str, rows: Iterable[str]) -> str:
     share a websocket frame with whole fragments and other lists' rows. ``static/js/dashboard.js``
     swaps in the template's content, then keeps one row per id, in the list's order and length.
     """
-    return f'<template hx-swap-oob="beforeend:#{ROW_LISTS[name].element_id}">{"".join(rows)}</template>'
+    return f'<template hx-swap-oob="beforeend:#{ROW_LISTS[name]}">{"".join(rows)}</template>'
 
 
 def _sort_key(*parts: object) -> str:

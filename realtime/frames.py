@@ -112,7 +112,7 @@ class FramePacer:
                 rows.append(part)  # rows that waited behind these renders, if newer
                 sent.append(name + ROWS)
         self._mark_sent(sent)
-        await self._write(wholes, rows)
+        await self._write(wholes + rows)  # renders first: rows land in a list no older than them
         self._schedule()
 
     def _is_stale(self, name: str, stamp: float) -> bool:
@@ -173,7 +173,7 @@ class FramePacer:
                 rows.append(part)
                 sent.append(name + ROWS)
         self._mark_sent(sent)
-        await self._write(wholes, rows)
+        await self._write(wholes + rows)  # renders first: rows land in a list no older than them
         self._schedule()
 
     def _mark_sent(self, keys) -> None:
@@ -241,15 +241,15 @@ class FramePacer:
             del sent[next(iter(sent))]
         return self._wrap_rows(name, [row.html for row in fresh.values()])
 
-    async def _write(self, wholes: list[str], rows: list[str]) -> None:
-        """Send the whole renders, then each list's rows, as one frame."""
-        if not wholes and not rows:
+    async def _write(self, parts: list[str]) -> None:
+        """Send what is due as one frame."""
+        if not parts:
             return
         self.frames_sent += 1
         started = time.monotonic()
         self._in_flight += 1
         try:
-            await self._send("".join(wholes + rows))
+            await self._send("".join(parts))
         finally:
             self._in_flight -= 1
         MONITOR.frame_sent(time.monotonic() - started)

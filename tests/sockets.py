@@ -23,7 +23,7 @@ class ServerLikeCommunicator(WebsocketCommunicator):
     receive_output = ApplicationCommunicator.receive_output
 
 
-LIST_FRAGMENTS = {row_list.element_id: name for name, row_list in ROW_LISTS.items()}
+LIST_FRAGMENTS = {element_id: name for name, element_id in ROW_LISTS.items()}
 
 
 def fragment_id(frame: str) -> str:

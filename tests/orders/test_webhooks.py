@@ -629,16 +629,16 @@ def test_a_burst_ends_with_the_dashboard_on_the_streams_last_event_though_sync_n
     from realtime import runtime as realtime_runtime
     from realtime.models import DashboardMetric
 
-    settings.CREATORFLOW = {**settings.CREATORFLOW, "PUBLISH_COALESCE_SECONDS": 0.05, "PUBLISH_SYNC_SECONDS": 1.0}
+    settings.CREATORFLOW = {**settings.CREATORFLOW, "PUBLISH_COALESCE_SECONDS": 0.05, "PUBLISH_SYNC_SECONDS": 2.0}
     make_product(shop.creator, stock=100, external_id="P-1")
     realtime_runtime.coalescer_reset()
 
-    # Within the second after the first (which goes at once, news and all), every later order's
-    # news is held: only a publish of its own, after the orders stop, brings "last sync" current.
+    # Within 2 s after the first (which goes at once, news and all), every later order's news is
+    # held: only a publish of its own, after the orders stop, brings "last sync" current.
     started = time.monotonic()
     for number in range(8):
         assert post_webhook(shop, order_body(shop, order_id=f"S{number}", items=[("P-1", 1)])).status_code == 200
-    assert time.monotonic() - started < 1.0
+    assert time.monotonic() - started < 2.0
 
     last_event = SyncOperation.objects.get(shop=shop).last_event_at.isoformat()
 
@@ -651,7 +651,7 @@ def test_a_burst_ends_with_the_dashboard_on_the_streams_last_event_though_sync_n
         time.sleep(0.05)  # polling the database for the held news's publish, with a deadline
     assert last_sync() == last_event  # the latest sync state was published after the orders stopped
     coalescer = realtime_runtime.coalescer_current()
-    assert coalescer.slow_interval == 1.0 and coalescer.publishes <= 8 + 1
+    assert coalescer.slow_interval == 2.0 and coalescer.publishes <= 8 + 1
 
 
 def test_tiktok_outage_during_a_delivery_fails_it_quickly_and_replay_recovers(
