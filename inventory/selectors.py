@@ -11,6 +11,8 @@ from decimal import Decimal
 
 from django.db.models import Case, IntegerField, Q, Sum, Value, When
 
+from creatorflow.prepared import prepared
+
 from .levels import Level, stock_level, stockout_eta_hours
 from .models import InventoryAlert, Product, Stock, Warehouse
 
@@ -86,20 +88,31 @@ def warehouse_get(*, creator_id: int, warehouse_id: int) -> Warehouse:
     return Warehouse.objects.get(creator_id=creator_id, pk=warehouse_id)
 
 
-def _stock_sums(
-    creator_ids: list[int], warehouse_id: int | None, product_ids: list[int] | None = None
-) -> dict[int, dict[str, int]]:
+@prepared
+def _stock_sums_read(*, creator_ids: list[int], warehouse_id: int | None, product_ids: list[int] | None):
     stocks = Stock.objects.filter(product__creator_id__in=creator_ids)
     if product_ids is not None:
         stocks = stocks.filter(product_id__in=product_ids)
     if warehouse_id is not None:
         stocks = stocks.filter(warehouse_id=warehouse_id)
+    return stocks.values("product_id").annotate(on_hand_sum=Sum("on_hand"), reserved_sum=Sum("reserved"), available_sum=Sum("available"))
+
+
+def _stock_sums(
+    creator_ids: list[int], warehouse_id: int | None, product_ids: list[int] | None = None
+) -> dict[int, dict[str, int]]:
     return {
         row["product_id"]: row
-        for row in stocks.values("product_id").annotate(
-            on_hand_sum=Sum("on_hand"), reserved_sum=Sum("reserved"), available_sum=Sum("available")
-        )
+        for row in _stock_sums_read.values(creator_ids=creator_ids, warehouse_id=warehouse_id, product_ids=product_ids)
     }
+
+
+@prepared
+def _products_listed(*, creator_ids: list[int], product_ids: list[int] | None):
+    products = Product.objects.filter(creator_id__in=creator_ids)
+    if product_ids is not None:
+        products = products.filter(pk__in=product_ids)
+    return products.only("pk", "creator_id", "external_id", "sku", "name", "reorder_point", "velocity_per_hour")
 
 
 def _inventory_rows(
@@ -108,13 +121,8 @@ def _inventory_rows(
     """Each creator's inventory rows, most urgent first: two statements (three with a warehouse) for all."""
     totals = _stock_sums(creator_ids, None, product_ids)
     scoped = totals if warehouse_id is None else _stock_sums(creator_ids, warehouse_id, product_ids)
-    products = Product.objects.filter(creator_id__in=creator_ids)
-    if product_ids is not None:
-        products = products.filter(pk__in=product_ids)
     rows: dict[int, list[InventoryRow]] = {creator_id: [] for creator_id in creator_ids}
-    for product in products.only(
-        "pk", "creator_id", "external_id", "sku", "name", "reorder_point", "velocity_per_hour"
-    ):
+    for product in _products_listed.objects(creator_ids=creator_ids, product_ids=product_ids):
         if warehouse_id is not None and product.pk not in scoped:
             continue
         figures = scoped.get(product.pk, {})
@@ -188,18 +196,22 @@ def products_available(*, creator_id: int, product_ids: Iterable[int]) -> dict[i
     return products_available_many(product_ids={creator_id: product_ids})
 
 
+@prepared
+def _available_read(*, creator_ids: list[int], product_ids: list[int]):
+    return (
+        Stock.objects.filter(product__creator_id__in=creator_ids, product_id__in=product_ids)
+        .values("product__creator_id", "product_id")
+        .annotate(total=Sum("available"))
+    )
+
+
 def products_available_many(*, product_ids: Mapping[int, Iterable[int]]) -> dict[int, int]:
     """``products_available`` of several creators' products (creator → product ids): product → units."""
     wanted = {(creator_id, product_id) for creator_id, ids in product_ids.items() for product_id in ids}
     return {
-        product_id: total
-        for creator_id, product_id, total in Stock.objects.filter(
-            product__creator_id__in=list(product_ids), product_id__in=[product_id for _, product_id in wanted]
-        )
-        .values_list("product__creator_id", "product_id")
-        .annotate(total=Sum("available"))
-        .values_list("product__creator_id", "product_id", "total")
-        if (creator_id, product_id) in wanted
+        row["product_id"]: row["total"]
+        for row in _available_read.values(creator_ids=list(product_ids), product_ids=[product_id for _, product_id in wanted])
+        if (row["product__creator_id"], row["product_id"]) in wanted
     }
 
 

@@ -11,6 +11,7 @@ from django.core.paginator import Page, Paginator
 from django.db.models import Case, F, IntegerField, Prefetch, Value, When, Window, prefetch_related_objects
 from django.db.models.functions import RowNumber
 
+from creatorflow.prepared import prepared
 from creatorflow.reads import shared_read
 from inventory.models import Reservation
 
@@ -163,14 +164,22 @@ def orders_currency(*, creator_id: int) -> str:
     return shared_read(("orders_currency", creator_id), lambda: _orders_currency(creator_id))
 
 
+@prepared
+def _currencies_recent(*, creator_id: int):
+    return Order.objects.filter(creator_id=creator_id).order_by("-placed_at", "-pk").values("currency")[:CURRENCY_LOOKBACK]
+
+
+@prepared
+def _shop_currency(*, creator_id: int):
+    return ShopConnection.objects.filter(creator_id=creator_id).exclude(currency="").order_by("pk").values("currency")[:1]
+
+
 def _orders_currency(creator_id: int) -> str:
-    for currency in Order.objects.filter(creator_id=creator_id).order_by("-placed_at", "-pk").values_list(
-        "currency", flat=True
-    )[:CURRENCY_LOOKBACK]:
-        if currency:
-            return currency
-    shop_currency = ShopConnection.objects.filter(creator_id=creator_id).exclude(currency="").values_list("currency", flat=True).first()
-    return shop_currency or settings.CREATORFLOW["CURRENCY"]
+    for row in _currencies_recent.values(creator_id=creator_id):
+        if row["currency"]:
+            return row["currency"]
+    shops = _shop_currency.values(creator_id=creator_id)
+    return (shops[0]["currency"] if shops else "") or settings.CREATORFLOW["CURRENCY"]
 
 
 def orders_currency_many(*, creator_ids: Iterable[int]) -> dict[int, str]:

@@ -15,6 +15,7 @@ from django.db.models.functions import RowNumber
 from django.utils import timezone
 
 from creatorflow.models import SystemHealth
+from creatorflow.prepared import prepared
 from creatorflow.reads import shared_read
 from inventory.levels import stock_is_low
 from inventory.models import InventoryAlert, Product
@@ -35,12 +36,14 @@ def creator_tz(creator_id: int) -> zoneinfo.ZoneInfo:
     )
 
 
+@prepared
+def _creator_timezones(*, creator_ids: list[int]):
+    return get_user_model().objects.filter(pk__in=creator_ids).values("pk", "timezone")
+
+
 def creator_tz_many(creator_ids: Iterable[int]) -> dict[int, zoneinfo.ZoneInfo]:
     """The time zones of several creators, in one statement."""
-    return {
-        pk: zoneinfo.ZoneInfo(name)
-        for pk, name in get_user_model().objects.filter(pk__in=list(creator_ids)).values_list("pk", "timezone")
-    }
+    return {row["pk"]: zoneinfo.ZoneInfo(row["timezone"]) for row in _creator_timezones.values(creator_ids=list(creator_ids))}
 
 
 def today_bounds(*, tz: zoneinfo.ZoneInfo, now: datetime) -> tuple[datetime, datetime]:
@@ -67,19 +70,20 @@ def _average_minutes(seconds: int, count: int) -> float | None:
 # --- orders ------------------------------------------------------------------------------
 
 
-def _order_metrics_from_rollups(creator_ids: list[int], now: datetime) -> dict[int, dict]:
-    """The order metrics of several creators from their rollups: two statements for all of them."""
-    window = processing_window_start(now)
-    bounds = {creator_id: today_bounds(tz=creator_tz(creator_id), now=now) for creator_id in creator_ids}
-    totals = {row.creator_id: row for row in OrderTotals.objects.filter(creator_id__in=creator_ids)}
-    today = reduce(  # each creator's own local today
-        operator.or_, (Q(creator_id=creator_id, start__gte=start, start__lt=end) for creator_id, (start, end) in bounds.items())
+@prepared
+def _order_totals(*, creator_ids: list[int]):
+    return OrderTotals.objects.filter(creator_id__in=creator_ids)
+
+
+@prepared
+def _order_buckets(*, creator_ids: list[int], starts: list[datetime], ends: list[datetime], window: datetime, earliest: datetime):
+    """Sum the buckets of each creator's local today (``starts``/``ends``, one per creator) and of the shipping window."""
+    today = reduce(
+        operator.or_, (Q(creator_id=creator_id, start__gte=start, start__lt=end) for creator_id, start, end in zip(creator_ids, starts, ends, strict=True))
     )
     shipped = Q(start__gte=window)
-    earliest = min([window, *(start for start, _ in bounds.values())])
-    figures = {
-        row["creator_id"]: row
-        for row in OrderStatsBucket.objects.filter(creator_id__in=creator_ids, start__gte=earliest)
+    return (
+        OrderStatsBucket.objects.filter(creator_id__in=creator_ids, start__gte=earliest)
         .order_by()
         .values("creator_id")
         .annotate(
@@ -87,6 +91,24 @@ def _order_metrics_from_rollups(creator_ids: list[int], now: datetime) -> dict[i
             gmv=Sum("paid_amount", filter=today),
             shipped_count=Sum("shipped_count", filter=shipped),
             seconds=Sum("processing_seconds", filter=shipped),
+        )
+    )
+
+
+def _order_metrics_from_rollups(creator_ids: list[int], now: datetime) -> dict[int, dict]:
+    """The order metrics of several creators from their rollups: two statements for all of them."""
+    window = processing_window_start(now)
+    bounds = {creator_id: today_bounds(tz=creator_tz(creator_id), now=now) for creator_id in creator_ids}
+    totals = {row.creator_id: row for row in _order_totals.objects(creator_ids=creator_ids)}
+    earliest = min([window, *(start for start, _ in bounds.values())])
+    figures = {
+        row["creator_id"]: row
+        for row in _order_buckets.values(
+            creator_ids=list(bounds),
+            starts=[start for start, _ in bounds.values()],  # each creator's own local today
+            ends=[end for _, end in bounds.values()],
+            window=window,
+            earliest=earliest,
         )
     }
     values = {}
@@ -149,6 +171,13 @@ def orders_per_hour(*, creator_id: int, now: datetime | None = None, hours: int 
     )
 
 
+@prepared
+def _buckets_placed(*, creator_ids: list[int], first: datetime):
+    return OrderStatsBucket.objects.filter(creator_id__in=creator_ids, start__gte=first, placed_count__gt=0).values(
+        "creator_id", "start", "placed_count"
+    )
+
+
 def orders_per_hour_many(
     *, creator_ids: Iterable[int], now: datetime | None = None, hours: int = 24
 ) -> dict[int, list[tuple[datetime, int]]]:
@@ -157,10 +186,8 @@ def orders_per_hour_many(
     current = now.replace(minute=0, second=0, microsecond=0)
     first = current - timedelta(hours=hours - 1)
     counts: dict[int, dict[datetime, int]] = {creator_id: defaultdict(int) for creator_id in creator_ids}
-    for creator_id, start, placed in OrderStatsBucket.objects.filter(
-        creator_id__in=list(counts), start__gte=first, placed_count__gt=0
-    ).values_list("creator_id", "start", "placed_count"):
-        counts[creator_id][start.replace(minute=0)] += placed
+    for row in _buckets_placed.values(creator_ids=list(counts), first=first):
+        counts[row["creator_id"]][row["start"].replace(minute=0)] += row["placed_count"]
     slots = [first + timedelta(hours=i) for i in range(hours)]
     return {creator_id: [(slot, per_hour[slot]) for slot in slots] for creator_id, per_hour in counts.items()}
 
@@ -168,31 +195,39 @@ def orders_per_hour_many(
 # --- inventory ---------------------------------------------------------------------------
 
 
-def _inventory_metrics(creator_ids: list[int]) -> dict[int, dict]:
-    """The inventory metrics of several creators: two statements for all of them."""
-    figures = {creator_id: {"total_products": 0, "low": 0, "value": Decimal(0)} for creator_id in creator_ids}
-    products = Product.objects.filter(creator_id__in=creator_ids).annotate(
-        total_available=Sum("stocks__available"), value=Sum(F("stocks__on_hand") * F("unit_cost"))
+@prepared
+def _products_stocked(*, creator_ids: list[int]):
+    return (
+        Product.objects.filter(creator_id__in=creator_ids)
+        .values("pk", "creator_id", "reorder_point")
+        .annotate(total_available=Sum("stocks__available"), value=Sum(F("stocks__on_hand") * F("unit_cost")))
     )
-    for creator_id, available, reorder_point, value in products.values_list(
-        "creator_id", "total_available", "reorder_point", "value"
-    ):
-        figure = figures[creator_id]
-        figure["total_products"] += 1
-        figure["value"] += value or 0
-        if stock_is_low(available=available or 0, reorder_point=reorder_point):
-            figure["low"] += 1
-    critical = dict(
+
+
+@prepared
+def _alerts_critical(*, creator_ids: list[int]):
+    return (
         InventoryAlert.objects.filter(
             creator_id__in=creator_ids,
             status=InventoryAlert.Status.ACTIVE,
             severity__in=[InventoryAlert.Severity.CRITICAL, InventoryAlert.Severity.EMERGENCY],
         )
         .order_by()
-        .values_list("creator_id")
+        .values("creator_id")
         .annotate(count=Count("pk"))
-        .values_list("creator_id", "count")
     )
+
+
+def _inventory_metrics(creator_ids: list[int]) -> dict[int, dict]:
+    """The inventory metrics of several creators: two statements for all of them."""
+    figures = {creator_id: {"total_products": 0, "low": 0, "value": Decimal(0)} for creator_id in creator_ids}
+    for row in _products_stocked.values(creator_ids=creator_ids):
+        figure = figures[row["creator_id"]]
+        figure["total_products"] += 1
+        figure["value"] += row["value"] or 0
+        if stock_is_low(available=row["total_available"] or 0, reorder_point=row["reorder_point"]):
+            figure["low"] += 1
+    critical = {row["creator_id"]: row["count"] for row in _alerts_critical.values(creator_ids=creator_ids)}
     return {
         creator_id: {
             "total_products": figure["total_products"],
@@ -236,14 +271,12 @@ def health_latest_many(*, creator_ids: list[int], now: datetime) -> dict[int, di
     return latest
 
 
-def _system_metrics(creator_ids: list[int], now: datetime) -> dict[int, dict]:
-    """The system metrics of several creators: two statements for all of them."""
-    latest = health_latest_many(creator_ids=creator_ids, now=now)
+@prepared
+def _sync_figures(*, creator_ids: list[int]):
     resync, stream = Q(type=SyncOperation.Type.RESYNC), Q(type=SyncOperation.Type.WEBHOOK_STREAM)
     finished = resync & Q(completed_at__isnull=False)
-    operations = {
-        row["creator_id"]: row
-        for row in SyncOperation.objects.filter(creator_id__in=creator_ids)
+    return (
+        SyncOperation.objects.filter(creator_id__in=creator_ids)
         .order_by()
         .values("creator_id")
         .annotate(
@@ -254,7 +287,13 @@ def _system_metrics(creator_ids: list[int], now: datetime) -> dict[int, dict]:
             last_completed=Max("completed_at", filter=resync & Q(status=SyncOperation.Status.COMPLETED)),
             last_event=Max("last_event_at", filter=stream),
         )
-    }
+    )
+
+
+def _system_metrics(creator_ids: list[int], now: datetime) -> dict[int, dict]:
+    """The system metrics of several creators: two statements for all of them."""
+    latest = health_latest_many(creator_ids=creator_ids, now=now)
+    operations = {row["creator_id"]: row for row in _sync_figures.values(creator_ids=creator_ids)}
     return {
         creator_id: _system_figures(latest[creator_id], operations.get(creator_id, {})) for creator_id in creator_ids
     }
@@ -344,13 +383,16 @@ def metrics_stored(*, creator_id: int) -> dict[tuple[str, str], object]:
     return shared_read(("metrics_stored", creator_id), lambda: metrics_stored_many(creator_ids=[creator_id])[creator_id])
 
 
+@prepared
+def _metrics_stored(*, creator_ids: list[int]):
+    return DashboardMetric.objects.filter(creator_id__in=creator_ids).values("creator_id", "metric_type", "metric_key", "value")
+
+
 def metrics_stored_many(*, creator_ids: Iterable[int]) -> dict[int, dict[tuple[str, str], object]]:
     """The stored metrics of several creators, in one statement."""
     stored: dict[int, dict[tuple[str, str], object]] = {creator_id: {} for creator_id in creator_ids}
-    for creator_id, metric_type, key, value in DashboardMetric.objects.filter(creator_id__in=list(stored)).values_list(
-        "creator_id", "metric_type", "metric_key", "value"
-    ):
-        stored[creator_id][(metric_type, key)] = value
+    for row in _metrics_stored.values(creator_ids=list(stored)):
+        stored[row["creator_id"]][(row["metric_type"], row["metric_key"])] = row["value"]
     return stored
 
 

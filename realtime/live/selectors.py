@@ -13,6 +13,7 @@ from decimal import Decimal
 from django.db.models import Sum
 from django.utils import timezone
 
+from creatorflow.prepared import prepared
 from creatorflow.reads import shared_read
 from inventory import selectors as inventory_selectors
 from inventory.models import Product, ProductSalesMinute
@@ -67,11 +68,15 @@ def live_running(*, creator_id: int) -> LiveSession | None:
     return shared_read(("live_running", creator_id), lambda: live_running_many(creator_ids=[creator_id])[creator_id])
 
 
+@prepared
+def _sessions_running(*, creator_ids: list[int]):
+    return LiveSession.objects.filter(creator_id__in=creator_ids, ended_at__isnull=True).order_by("started_at", "pk")
+
+
 def live_running_many(*, creator_ids: Iterable[int]) -> dict[int, LiveSession | None]:
     """The running LIVE session (or None) of several creators, in one statement."""
     running: dict[int, LiveSession | None] = dict.fromkeys(creator_ids)
-    sessions = LiveSession.objects.filter(creator_id__in=list(running), ended_at__isnull=True).order_by("started_at", "pk")
-    for session in sessions:
+    for session in _sessions_running.objects(creator_ids=list(running)):
         running[session.creator_id] = session  # the latest started is written last, as ``.first()`` would pick it
     return running
 
