@@ -20,9 +20,12 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 from django.db import connections, models
-from django.db.models.query import QuerySet
+from django.db.models.query import QuerySet, get_related_populators, prefetch_related_objects
 
-_SENTINEL_INT = -7_340_000_000_000  # never an id: placeholders count down from here
+# Placeholder ids count up from here. They must lie inside every integer field's range, even a small
+# or positive one: Django drops or short-cuts a comparison with a value its field cannot hold, and a
+# dropped placeholder makes its shape uncacheable. A constant of a query's form is never near them.
+_SENTINEL_INT = 31_000
 _SENTINEL_INSTANT = datetime(1901, 1, 1, tzinfo=UTC)  # placeholders are this plus k microseconds
 _UNCACHEABLE = object()
 
@@ -41,19 +44,22 @@ def _is_slot_value(value: object) -> bool:
 class _Compiled:
     """One shape's SQL, where each of its parameters comes from, and how to read its rows."""
 
-    def __init__(
-        self, sql: str, params: list, slots: list, *, model: type[models.Model], names: list[str], converters: dict
-    ) -> None:
+    def __init__(self, sql: str, params: list, slots: list, *, compiler, names: list[str], prefetches: tuple) -> None:
         self.sql, self.params, self.slots = sql, params, slots  # slots: per parameter, (argument, index) or None
-        self.model, self.names, self.converters = model, names, converters
+        self.names, self.prefetches = names, prefetches
+        fields = [column[0] for column in compiler.select[: compiler.col_count]]
+        self.converters = compiler.get_converters(fields)
+        # What Django's ModelIterable takes from its compiler to build instances, kept from this one.
+        self.select, self.klass_info, self.annotation_col_map = compiler.select, compiler.klass_info, compiler.annotation_col_map
 
 
 class Prepared:
     """A read built by ``build(**arguments) -> QuerySet``, compiled once per shape.
 
     ``values(**arguments)`` runs a ``.values(...)`` queryset and returns its rows as dicts;
-    ``objects(**arguments)`` runs a queryset of model instances (no ``select_related``) and
-    returns the instances, annotations as attributes. Arguments are keyword-only: ids (ints),
+    ``objects(**arguments)`` runs a queryset of model instances and returns them as Django's
+    ``ModelIterable`` builds them (``select_related`` objects attached, annotations as attributes,
+    ``prefetch_related`` done afterwards through the ORM). Arguments are keyword-only: ids (ints),
     instants (aware datetimes), lists of either, and constants of the query's form.
     """
 
@@ -66,20 +72,38 @@ class Prepared:
         compiled, filled = self._prepare(arguments, kind="values")
         if compiled is None:
             return list(self.build(**arguments))
+        return [dict(zip(compiled.names, row, strict=False)) for row in self._rows(compiled, filled)]
+
+    def objects(self, **arguments) -> list[models.Model]:
+        compiled, filled = self._prepare(arguments, kind="objects")
+        if compiled is None:
+            return list(self.build(**arguments))
+        rows = self._rows(compiled, filled)
+        klass_info, select = compiled.klass_info, compiled.select
+        model = klass_info["model"]
+        start, end = klass_info["select_fields"][0], klass_info["select_fields"][-1] + 1
+        attnames = [column[0].target.attname for column in select[start:end]]
+        populators = get_related_populators(klass_info, select, "default")
+        found = []
+        for row in rows:
+            instance = model.from_db("default", attnames, row[start:end])
+            for populator in populators:
+                populator.populate(row, instance)
+            for name, position in compiled.annotation_col_map.items():
+                setattr(instance, name, row[position])
+            found.append(instance)
+        if compiled.prefetches and found:
+            prefetch_related_objects(found, *compiled.prefetches)
+        return found
+
+    def _rows(self, compiled: _Compiled, filled: list) -> list:
         connection = connections["default"]
         with connection.cursor() as cursor:
             cursor.execute(compiled.sql, filled)
             rows = cursor.fetchall()
         if compiled.converters:
             rows = [self._convert(row, compiled.converters, connection) for row in rows]
-        return [dict(zip(compiled.names, row, strict=True)) for row in rows]
-
-    def objects(self, **arguments) -> list[models.Model]:
-        compiled, filled = self._prepare(arguments, kind="objects")
-        queryset = self.build(**arguments) if compiled is None else None
-        if queryset is not None:
-            return list(queryset)
-        return list(compiled.model.objects.raw(compiled.sql, filled))
+        return rows
 
     # --- compiling -----------------------------------------------------------------------------
 
@@ -132,20 +156,19 @@ class Prepared:
             return _UNCACHEABLE  # a placeholder was computed with, or dropped: not a pure placement
         query = queryset.query
         if kind == "objects":
-            if query.select_related or query.values_select or queryset._fields:
-                raise ValueError("Prepared.objects needs a plain queryset of model instances (no select_related, no values)")
-            return _Compiled(sql, list(params), slots, model=queryset.model, names=[], converters={})
-        if not query.values_select and not query.annotation_select:
+            if queryset._fields is not None or queryset._known_related_objects:
+                raise ValueError("Prepared.objects needs a queryset of model instances, not .values() or a related manager's")
+            return _Compiled(sql, list(params), slots, compiler=compiler, names=[], prefetches=tuple(queryset._prefetch_related_lookups))
+        if queryset._fields is None:
             raise ValueError("Prepared.values needs a .values(...) queryset")
         names = [*query.extra_select, *query.values_select, *query.annotation_select]
-        fields = [column[0] for column in compiler.select[: compiler.col_count]]
-        return _Compiled(sql, list(params), slots, model=queryset.model, names=names, converters=compiler.get_converters(fields))
+        return _Compiled(sql, list(params), slots, compiler=compiler, names=names, prefetches=())
 
     @staticmethod
     def _placeholder(value: object, number: int) -> object:
         if isinstance(value, datetime):
             return _SENTINEL_INSTANT + timedelta(microseconds=number)
-        return _SENTINEL_INT - number
+        return _SENTINEL_INT + number
 
     @staticmethod
     def _fill(compiled: _Compiled, arguments: dict) -> list:

@@ -232,21 +232,22 @@ def alerts_open(
     )
 
 
-def alerts_open_many(*, product_ids: Mapping[int, Iterable[int]], limit: int = ALERTS_OPEN_LIMIT) -> dict[int, list[InventoryAlert]]:
-    """``alerts_open`` of several creators' given products (creator → product ids), in one statement."""
-    wanted = {creator_id: set(ids) for creator_id, ids in product_ids.items()}
-    found: dict[int, list[InventoryAlert]] = {creator_id: [] for creator_id in wanted}
-    alerts = (
-        InventoryAlert.objects.filter(
-            creator_id__in=list(wanted),
-            status__in=InventoryAlert.OPEN_STATUSES,
-            product_id__in=list(set().union(*wanted.values())) if wanted else [],
-        )
+@prepared
+def _alerts_open_read(*, creator_ids: list[int], product_ids: list[int]):
+    return (
+        InventoryAlert.objects.filter(creator_id__in=creator_ids, status__in=InventoryAlert.OPEN_STATUSES, product_id__in=product_ids)
         .select_related("product")
         .annotate(severity_order=_SEVERITY_ORDER, status_order=_STATUS_ORDER)
         .order_by(*ALERTS_OPEN_ORDER)
     )
-    for alert in alerts:
+
+
+def alerts_open_many(*, product_ids: Mapping[int, Iterable[int]], limit: int = ALERTS_OPEN_LIMIT) -> dict[int, list[InventoryAlert]]:
+    """``alerts_open`` of several creators' given products (creator → product ids), in one statement."""
+    wanted = {creator_id: set(ids) for creator_id, ids in product_ids.items()}
+    found: dict[int, list[InventoryAlert]] = {creator_id: [] for creator_id in wanted}
+    every_id = sorted(set().union(*wanted.values())) if wanted else []
+    for alert in _alerts_open_read.objects(creator_ids=list(wanted), product_ids=every_id):
         if alert.product_id in wanted[alert.creator_id] and len(found[alert.creator_id]) < limit:
             found[alert.creator_id].append(alert)
     return found

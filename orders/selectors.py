@@ -68,6 +68,11 @@ def orders_with_ids(*, creator_id: int, order_ids: Iterable[int]) -> list[Order]
     return orders_with_ids_many(order_ids={creator_id: order_ids})[creator_id]
 
 
+@prepared
+def _orders_with_ids_read(*, creator_ids: list[int], order_ids: list[int]):
+    return _orders(None, status=None, flag=None).prefetch_related(None).filter(creator_id__in=creator_ids, pk__in=order_ids)
+
+
 def orders_with_ids_many(*, order_ids: Mapping[int, Iterable[int]], limit: int | None = None) -> dict[int, list[Order]]:
     """``orders_with_ids`` for several creators (creator → order ids), in one query and its prefetch.
 
@@ -78,8 +83,7 @@ def orders_with_ids_many(*, order_ids: Mapping[int, Iterable[int]], limit: int |
     wanted = {creator_id: set(ids) for creator_id, ids in order_ids.items()}
     found: dict[int, list[Order]] = {creator_id: [] for creator_id in wanted}
     every_id = set().union(*wanted.values()) if wanted else set()
-    newest_first = _orders(None, status=None, flag=None).prefetch_related(None)
-    for order in newest_first.filter(creator_id__in=list(wanted), pk__in=list(every_id)):
+    for order in _orders_with_ids_read.objects(creator_ids=list(wanted), order_ids=sorted(every_id)):
         kept = found[order.creator_id]
         if order.pk in wanted[order.creator_id] and (limit is None or len(kept) < limit):
             kept.append(order)
@@ -134,10 +138,13 @@ def sync_operations_recent(*, creator_id: int) -> list[SyncOperation]:
     return shared_read(("sync_operations_recent", creator_id), lambda: _sync_operations_recent(creator_id))
 
 
+@prepared
+def _sync_operations_read(*, creator_id: int):
+    return SyncOperation.objects.filter(creator_id=creator_id).select_related("shop").order_by(*_SYNC_OPERATIONS_ORDER)[:SYNC_OPERATIONS_LIMIT]
+
+
 def _sync_operations_recent(creator_id: int) -> list[SyncOperation]:
-    return list(
-        SyncOperation.objects.filter(creator_id=creator_id).select_related("shop").order_by(*_SYNC_OPERATIONS_ORDER)[:SYNC_OPERATIONS_LIMIT]
-    )
+    return _sync_operations_read.objects(creator_id=creator_id)
 
 
 def sync_operations_recent_many(*, creator_ids: Iterable[int], limit: int = SYNC_OPERATIONS_LIMIT) -> dict[int, list[SyncOperation]]:
@@ -182,28 +189,35 @@ def _orders_currency(creator_id: int) -> str:
     return (shops[0]["currency"] if shops else "") or settings.CREATORFLOW["CURRENCY"]
 
 
+@prepared
+def _currencies_recent_many(*, creator_ids: list[int]):
+    return (
+        Order.objects.filter(creator_id__in=creator_ids)
+        .annotate(rank=Window(RowNumber(), partition_by=F("creator_id"), order_by=(F("placed_at").desc(), F("pk").desc())))
+        .filter(rank__lte=CURRENCY_LOOKBACK)
+        .order_by("creator_id", "rank")
+        .values("creator_id", "currency")
+    )
+
+
+@prepared
+def _shop_currencies(*, creator_ids: list[int]):
+    return ShopConnection.objects.filter(creator_id__in=creator_ids).exclude(currency="").order_by("-pk").values("creator_id", "currency")
+
+
 def orders_currency_many(*, creator_ids: Iterable[int]) -> dict[int, str]:
     """``orders_currency`` of several creators: two statements for all of them."""
     found: dict[int, str] = {}
     creator_ids = list(creator_ids)
     if len(creator_ids) == 1:  # one creator: a plain LIMIT, cheaper to build than the ranking
         return {creator_ids[0]: _orders_currency(creator_ids[0])}
-    recent = (
-        Order.objects.filter(creator_id__in=creator_ids)
-        .annotate(rank=Window(RowNumber(), partition_by=F("creator_id"), order_by=(F("placed_at").desc(), F("pk").desc())))
-        .filter(rank__lte=CURRENCY_LOOKBACK)
-        .order_by("creator_id", "rank")
-        .values_list("creator_id", "currency")
-    )
-    for creator_id, currency in recent:
-        if currency and creator_id not in found:
-            found[creator_id] = currency
+    for row in _currencies_recent_many.values(creator_ids=creator_ids):
+        if row["currency"] and row["creator_id"] not in found:
+            found[row["creator_id"]] = row["currency"]
     missing = [creator_id for creator_id in creator_ids if creator_id not in found]
     if missing:
-        for creator_id, currency in (
-            ShopConnection.objects.filter(creator_id__in=missing).exclude(currency="").order_by("-pk").values_list("creator_id", "currency")
-        ):
-            found[creator_id] = currency  # in descending pk order: each creator's first shop is written last
+        for row in _shop_currencies.values(creator_ids=missing):
+            found[row["creator_id"]] = row["currency"]  # in descending pk order: each creator's first shop is written last
     return {creator_id: found.get(creator_id) or settings.CREATORFLOW["CURRENCY"] for creator_id in creator_ids}
 
 

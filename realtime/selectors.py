@@ -247,18 +247,21 @@ def health_latest(*, creator_id: int, now: datetime) -> dict[str, SystemHealth]:
     return health_latest_many(creator_ids=[creator_id], now=now)[creator_id]
 
 
+@prepared
+def _health_latest_read(*, creator_ids: list[int], since: datetime):
+    latest_first = (F("measured_at").desc(), F("pk").desc())
+    return (
+        SystemHealth.objects.filter(Q(creator_id__in=creator_ids) | Q(creator__isnull=True), measured_at__gte=since)
+        .annotate(rank=Window(RowNumber(), partition_by=(F("component"), F("creator_id")), order_by=latest_first))
+        .filter(rank=1)  # a server process reports every few seconds: read only each one's latest
+    )
+
+
 def health_latest_many(*, creator_ids: list[int], now: datetime) -> dict[int, dict[str, SystemHealth]]:
     """``health_latest`` of several creators, in one statement."""
     shared: dict[str, SystemHealth] = {}
     own: dict[int, dict[str, SystemHealth]] = defaultdict(dict)
-    latest_first = (F("measured_at").desc(), F("pk").desc())
-    for record in (
-        SystemHealth.objects.filter(
-            Q(creator_id__in=creator_ids) | Q(creator__isnull=True), measured_at__gte=now - HEALTH_WINDOW
-        )
-        .annotate(rank=Window(RowNumber(), partition_by=(F("component"), F("creator_id")), order_by=latest_first))
-        .filter(rank=1)  # a server process reports every few seconds: read only each one's latest
-    ):
+    for record in _health_latest_read.objects(creator_ids=list(creator_ids), since=now - HEALTH_WINDOW):
         (shared if record.creator_id is None else own[record.creator_id]).setdefault(record.component, record)
     latest = {}
     for creator_id in creator_ids:

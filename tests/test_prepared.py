@@ -5,11 +5,11 @@ from decimal import Decimal
 
 import pytest
 from django.db import connection
-from django.db.models import Count, Q, Sum
+from django.db.models import Count, F, Q, Sum
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from creatorflow.prepared import Prepared, prepared
+from creatorflow.prepared import _UNCACHEABLE, Prepared, prepared
 from inventory.models import Product, Stock
 from orders.models import OrderStatsBucket
 
@@ -51,6 +51,7 @@ def test_values_answer_what_the_queryset_answers_for_every_length_of_list(shelve
             assert _stock_by_product.values(creator_ids=chosen, least=0) == list(_stock_by_product.build(creator_ids=chosen, least=0))
     # Lengths 1 to 5 round up to 1, 2, 4 and 8: four shapes compiled, every other call only bound new values.
     assert len(_stock_by_product._compiled) == 4
+    assert _UNCACHEABLE not in _stock_by_product._compiled.values()
 
 
 def test_a_compiled_shape_never_answers_with_the_values_of_an_earlier_call(shelves):
@@ -112,7 +113,66 @@ def test_a_builder_that_computes_with_an_argument_still_answers_through_the_orm(
     assert len(read.values(creator_ids=creator_ids, least=53)) == 1  # only the last product of seller 5 holds 54 units
 
 
-def test_objects_refuse_a_queryset_they_cannot_build_instances_of(shelves):
-    read = Prepared(lambda *, creator_ids: Stock.objects.filter(product__creator_id__in=creator_ids).select_related("product"))
-    with pytest.raises(ValueError, match="select_related"):
-        read.objects(creator_ids=list(shelves))
+def test_objects_come_with_their_related_rows_annotations_and_prefetches(shelves):
+    read = Prepared(
+        lambda *, creator_ids: Stock.objects.filter(product__creator_id__in=creator_ids)
+        .select_related("product", "warehouse")
+        .annotate(spare=F("on_hand") - F("reserved"))
+        .order_by("pk")
+    )
+    creator_ids = list(shelves)[2:]
+    read.objects(creator_ids=creator_ids)  # compiled
+    with CaptureQueriesContext(connection) as queries:
+        found = read.objects(creator_ids=creator_ids)
+        seen = [(s.pk, s.product.name, s.product.creator_id, s.warehouse.name, s.spare) for s in found]
+    assert len(queries) == 1  # the products and warehouses came with the stock rows
+    assert seen == [(s.pk, s.product.name, s.product.creator_id, s.warehouse.name, s.spare) for s in read.build(creator_ids=creator_ids)]
+    assert len(seen) == 3 + 4 + 5
+    by_products = Prepared(lambda *, creator_ids: Product.objects.filter(creator_id__in=creator_ids).prefetch_related("stocks").order_by("pk"))
+    with CaptureQueriesContext(connection) as queries:
+        products = by_products.objects(creator_ids=creator_ids)
+        units = [sum(stock.available for stock in product.stocks.all()) for product in products]
+    assert len(queries) == 2 and len(units) == 12
+    assert units == [sum(stock.available for stock in product.stocks.all()) for product in by_products.build(creator_ids=creator_ids)]
+
+
+def test_a_read_asks_for_the_rows_it_returns(shelves):
+    with pytest.raises(ValueError, match="values"):
+        _products.values(creator_ids=list(shelves))
+    with pytest.raises(ValueError, match="model instances"):
+        _stock_by_product.objects(creator_ids=list(shelves), least=0)
+
+
+def test_every_read_of_a_publish_is_compiled_once_and_none_falls_back_to_the_orm(creator, shop, make_product):
+    """A placeholder Django drops (out of its field's range, say) would quietly send a read back through the ORM."""
+    from inventory import selectors as inventory_selectors
+    from orders import selectors as order_selectors
+    from orders.events import OrderEvent, OrderLine
+    from orders.services import order_apply_event
+    from realtime import publisher, selectors
+    from realtime.live import selectors as live_selectors
+    from creatorflow.changes import ALERTS, INVENTORY, LIVE, ORDERS, SYNC, SYSTEM, Change
+
+    product = make_product(creator, stock=3, reorder_point=10)
+    now = timezone.now()
+    order, _ = order_apply_event(
+        shop=shop,
+        event=OrderEvent(
+            order_id="P-1", status="AWAITING_SHIPMENT", updated_at=now, placed_at=now, total_amount=Decimal("5.00"),
+            lines=[OrderLine(product.external_id, 1, Decimal("5.00"))],
+        ),
+    )
+    change = Change.of(ORDERS, ids=[order.pk])
+    change.add([INVENTORY], ids=[product.pk])
+    change.add([SYNC, SYSTEM, ALERTS, LIVE])
+    publisher.changes_publish_many({creator.pk: change})
+    publisher.changes_publish_many({creator.pk: change, creator.pk + 1000: change})  # several creators: the other shapes
+    reads = {
+        f"{module.__name__}.{name}": read
+        for module in (selectors, inventory_selectors, order_selectors, live_selectors)
+        for name, read in vars(module).items()
+        if isinstance(read, Prepared)
+    }
+    used = {name: read for name, read in reads.items() if read._compiled}
+    assert len(used) >= 15, sorted(set(reads) - set(used))
+    assert [name for name, read in used.items() if _UNCACHEABLE in read._compiled.values()] == []
