@@ -1,12 +1,10 @@
 """Small database helpers shared by the apps."""
 
-from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from contextlib import nullcontext
 from typing import TypeVar
 
 from django.db import IntegrityError, connection, models, transaction
-from django.db.models import Q
 
 M = TypeVar("M", bound=models.Model)
 
@@ -105,18 +103,6 @@ def create_or_fetch(model: type[M], *, values: dict, fetch: dict) -> tuple[M, bo
             raise
         return existing, False
 
-
-
-def creator_keys_condition(keys: Iterable[tuple[int, str]], *, field: str = "external_id") -> Q | None:
-    """A filter for rows named by (creator id, key) pairs: one IN list per creator, or None for no pairs."""
-    wanted: dict[int, set[str]] = defaultdict(set)
-    for creator_id, key in keys:
-        wanted[creator_id].add(key)
-    condition = None
-    for creator_id, values in sorted(wanted.items()):
-        part = Q(creator_id=creator_id, **{f"{field}__in": sorted(values)})
-        condition = part if condition is None else condition | part
-    return condition
 
 
 def insert_missing(model: type[M], rows: Sequence[M], *, unique_fields: Sequence[str]) -> list[M]:

@@ -9,7 +9,9 @@ through the same connection wrapper (so statement counts, logging and converters
 
 The shape of a call is the length of each list argument, rounded up to a power of two (a list is
 padded with its last element: for ``__in`` a repeated id changes nothing), and the values of
-arguments that are neither ids nor instants (a status, a limit), which are part of the SQL. The
+arguments that are neither ids, instants nor lists of keys (a status, a limit), which are part of
+the SQL. A string is a value to bind only inside a list (TikTok ids to look up); on its own it is a
+constant of the query. The
 building function must only place its arguments into filters: an argument it computes with
 (``now - window``), tests, or loops over in a way that changes the query's form is not found in the
 compiled parameters, and that shape then simply runs through the ORM every time.
@@ -20,6 +22,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 from django.db import connections, models
+from django.db.transaction import TransactionManagementError
 from django.db.models.query import QuerySet, get_related_populators, prefetch_related_objects
 
 # Placeholder ids count up from here. They must lie inside every integer field's range, even a small
@@ -27,6 +30,7 @@ from django.db.models.query import QuerySet, get_related_populators, prefetch_re
 # dropped placeholder makes its shape uncacheable. A constant of a query's form is never near them.
 _SENTINEL_INT = 31_000
 _SENTINEL_INSTANT = datetime(1901, 1, 1, tzinfo=UTC)  # placeholders are this plus k microseconds
+_SENTINEL_KEY = "~prepared-key-{}~"
 _UNCACHEABLE = object()
 
 
@@ -41,12 +45,19 @@ def _is_slot_value(value: object) -> bool:
     return (isinstance(value, int) and not isinstance(value, bool)) or isinstance(value, datetime)
 
 
+def _is_slot_list(value: object) -> bool:
+    if not isinstance(value, (list, tuple, set, frozenset)) or not value:
+        return False
+    return all(map(_is_slot_value, value)) or all(isinstance(item, str) for item in value)
+
+
 class _Compiled:
     """One shape's SQL, where each of its parameters comes from, and how to read its rows."""
 
     def __init__(self, sql: str, params: list, slots: list, *, compiler, names: list[str], prefetches: tuple) -> None:
         self.sql, self.params, self.slots = sql, params, slots  # slots: per parameter, (argument, index) or None
         self.names, self.prefetches = names, prefetches
+        self.for_update = bool(compiler.query.select_for_update)
         fields = [column[0] for column in compiler.select[: compiler.col_count]]
         self.converters = compiler.get_converters(fields)
         # What Django's ModelIterable takes from its compiler to build instances, kept from this one.
@@ -98,6 +109,8 @@ class Prepared:
 
     def _rows(self, compiled: _Compiled, filled: list) -> list:
         connection = connections["default"]
+        if compiled.for_update and connection.get_autocommit():  # the ORM's own guard, kept
+            raise TransactionManagementError("select_for_update cannot be used outside of a transaction.")
         with connection.cursor() as cursor:
             cursor.execute(compiled.sql, filled)
             rows = cursor.fetchall()
@@ -115,7 +128,7 @@ class Prepared:
                 value = list(value)
                 if not value:
                     return None, None  # an empty IN: the ORM knows no row can match
-                if all(map(_is_slot_value, value)):
+                if _is_slot_list(value):
                     shape.append((name, "list", _bucket(len(value))))
                     continue
                 shape.append((name, "constant", tuple(value)))
@@ -138,7 +151,7 @@ class Prepared:
         where: dict = {}  # adapted placeholder → (argument, index or None)
         placeholders = {}
         for name, value in arguments.items():
-            if isinstance(value, (list, tuple, set, frozenset)) and value and all(map(_is_slot_value, value)):
+            if _is_slot_list(value):
                 value = list(value)
                 placeholders[name] = [self._placeholder(item, next(counter)) for item in value + [value[-1]] * (_bucket(len(value)) - len(value))]
                 for index, placeholder in enumerate(placeholders[name]):
@@ -168,6 +181,8 @@ class Prepared:
     def _placeholder(value: object, number: int) -> object:
         if isinstance(value, datetime):
             return _SENTINEL_INSTANT + timedelta(microseconds=number)
+        if isinstance(value, str):
+            return _SENTINEL_KEY.format(number)
         return _SENTINEL_INT + number
 
     @staticmethod

@@ -8,6 +8,8 @@ from collections.abc import Iterable
 
 from django.db import connection
 
+from creatorflow.prepared import prepared
+
 from .models import Stock
 
 
@@ -18,10 +20,14 @@ def _for_update(queryset):
     return queryset.select_for_update()
 
 
+@prepared
+def _stocks_of_products(*, product_ids: list[int]):
+    return _for_update(Stock.objects.filter(product_id__in=product_ids).select_related("product").order_by("pk"))
+
+
 def stocks_lock_for_products(product_ids: Iterable[int]) -> list[Stock]:
-    """Lock and return every stock row of the given products, ordered by primary key."""
-    queryset = Stock.objects.filter(product_id__in=set(product_ids)).select_related("product").order_by("pk")
-    return list(_for_update(queryset))
+    """Lock and return every stock row of the given products, ordered by primary key (a batch's hot rows)."""
+    return _stocks_of_products.objects(product_ids=sorted(set(product_ids)))
 
 
 def stock_lock(*, product_id: int, warehouse_id: int) -> Stock | None:

@@ -28,6 +28,7 @@ from django.db.models import F
 from django.utils import timezone
 
 from creatorflow.db import create_or_fetch
+from creatorflow.prepared import prepared
 
 from .events import InventoryUpdate, OrderError, OrderEvent, OrderNotice
 from .models import ShopConnection, WebhookEvent
@@ -193,10 +194,15 @@ def webhook_fail(*, event: WebhookEvent, error: Exception | str, now=None) -> st
     return text
 
 
+@prepared
+def _waiting_read(*, event_ids: list[int], skip_locked: bool):
+    waiting = WebhookEvent.objects.filter(pk__in=event_ids, status__in=[Status.RECEIVED, Status.FAILED]).order_by("pk")
+    return waiting.select_for_update(skip_locked=skip_locked).values("pk")
+
+
 def _claim(ids: list[int], *, skip_locked: bool) -> set[int]:
     """Lock the events still waiting among ``ids``; with ``skip_locked``, pass over ones another batch holds."""
-    waiting = WebhookEvent.objects.filter(pk__in=ids, status__in=[Status.RECEIVED, Status.FAILED]).order_by("pk")
-    return set(waiting.select_for_update(skip_locked=skip_locked).values_list("pk", flat=True))
+    return {row["pk"] for row in _waiting_read.values(event_ids=sorted(ids), skip_locked=skip_locked)}
 
 
 def _apply_claimed(batch: list[Pending], *, now) -> dict[int, Applied]:

@@ -2,7 +2,7 @@
 
 from collections.abc import Iterable
 
-from creatorflow.db import creator_keys_condition
+from creatorflow.prepared import prepared
 
 from .models import Order, ShopConnection
 
@@ -11,13 +11,23 @@ def order_lock(*, order_id: int) -> Order:
     return Order.objects.select_for_update().get(pk=order_id)
 
 
+@prepared
+def _orders_of(*, creator_ids: list[int], external_ids: list[str]):
+    return Order.objects.select_for_update().filter(creator_id__in=creator_ids, external_id__in=external_ids).order_by("pk")
+
+
 def orders_lock(*, keys: Iterable[tuple[int, str]]) -> dict[tuple[int, str], Order]:
-    """Lock the orders named by (creator id, TikTok id) pairs, in primary-key order; return them by pair."""
-    condition = creator_keys_condition(keys)
-    if condition is None:
+    """Lock the orders named by (creator id, TikTok id) pairs, in primary-key order; return them by pair.
+
+    One read prepared per batch size: every named creator's orders among every named TikTok id.
+    TikTok order ids are unique across shops, so in practice that is exactly the named orders; a
+    pair not named would only be locked with them, in the same primary-key order, and left out.
+    """
+    keys = set(keys)
+    if not keys:
         return {}
-    orders = Order.objects.select_for_update().filter(condition).order_by("pk")
-    return {(order.creator_id, order.external_id): order for order in orders}
+    orders = _orders_of.objects(creator_ids=sorted({c for c, _ in keys}), external_ids=sorted({e for _, e in keys}))
+    return {key: order for order in orders if (key := (order.creator_id, order.external_id)) in keys}
 
 
 def order_lock_or_create(*, creator_id: int, external_id: str, defaults: dict) -> tuple[Order, bool]:

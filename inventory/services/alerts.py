@@ -16,6 +16,7 @@ from django.utils import timezone
 
 from creatorflow.changes import ALERTS, changes_mark
 from creatorflow.db import create_or_fetch, rows_update
+from creatorflow.prepared import prepared
 
 from ..levels import Level, stock_level
 from ..models import InventoryAlert, Product, ProductSalesMinute, Stock
@@ -91,6 +92,35 @@ def _stock_message(product: Product, type: str, severity: str) -> str:
     return f"Low stock: {product.name} is at or below its reorder point ({product.reorder_point})."
 
 
+# The reads of an evaluation, prepared once (``creatorflow.prepared``): every batch of orders makes them.
+@prepared
+def _products_read(*, product_ids: list[int]):
+    return Product.objects.filter(pk__in=product_ids)
+
+
+@prepared
+def _available_read(*, product_ids: list[int]):
+    return Stock.objects.filter(product_id__in=product_ids).values("product_id").annotate(total=Sum("available"))
+
+
+@prepared
+def _sales_read(*, product_ids: list[int], day_since: datetime, hour_since: datetime):
+    return (
+        ProductSalesMinute.objects.filter(product_id__in=product_ids, minute__gt=day_since)
+        .values("product_id")
+        .annotate(day=Sum("units"), hour=Sum("units", filter=Q(minute__gt=hour_since)))
+    )
+
+
+@prepared
+def _stock_alerts_read(*, product_ids: list[int]):
+    return Alert.objects.filter(
+        product_id__in=product_ids,
+        status__in=Alert.OPEN_STATUSES,
+        type__in=[Alert.Type.LOW_STOCK, Alert.Type.STOCKOUT, Alert.Type.VELOCITY_ANOMALY],
+    )
+
+
 def alerts_evaluate(
     *, product_ids: Iterable[int], now: datetime | None = None, available: Mapping[int, int] | None = None
 ) -> None:
@@ -100,32 +130,18 @@ def alerts_evaluate(
     every stock row of them locked); otherwise they are read. An alert is written only when its
     level changes, and velocities with one statement for all products.
     """
-    product_ids = set(product_ids)
+    product_ids = sorted(set(product_ids))
     if not product_ids:
         return
     now = now or timezone.now()
-    products = {product.pk: product for product in Product.objects.filter(pk__in=product_ids)}
-    if available is None or not product_ids <= set(available):
-        available = dict(
-            Stock.objects.filter(product_id__in=product_ids)
-            .values_list("product_id")
-            .annotate(total=Sum("available"))
-            .values_list("product_id", "total")
-        )
+    products = {product.pk: product for product in _products_read.objects(product_ids=product_ids)}
+    if available is None or not set(product_ids) <= set(available):
+        available = {row["product_id"]: row["total"] for row in _available_read.values(product_ids=product_ids)}
     sales = {
         row["product_id"]: row
-        for row in ProductSalesMinute.objects.filter(product_id__in=product_ids, minute__gt=now - VELOCITY_WINDOW)
-        .values("product_id")
-        .annotate(day=Sum("units"), hour=Sum("units", filter=Q(minute__gt=now - ANOMALY_WINDOW)))
+        for row in _sales_read.values(product_ids=product_ids, day_since=now - VELOCITY_WINDOW, hour_since=now - ANOMALY_WINDOW)
     }
-    open_alerts = {
-        (alert.product_id, alert.type): alert
-        for alert in Alert.objects.filter(
-            product_id__in=product_ids,
-            status__in=Alert.OPEN_STATUSES,
-            type__in=[Alert.Type.LOW_STOCK, Alert.Type.STOCKOUT, Alert.Type.VELOCITY_ANOMALY],
-        )
-    }
+    open_alerts = {(alert.product_id, alert.type): alert for alert in _stock_alerts_read.objects(product_ids=product_ids)}
     faster = []
     for product_id, product in sorted(products.items()):
         units = available.get(product_id) or 0

@@ -6,7 +6,7 @@ from decimal import Decimal
 from django.db import transaction
 
 from creatorflow.changes import INVENTORY, changes_mark
-from creatorflow.db import creator_keys_condition
+from creatorflow.prepared import prepared
 
 from ..models import Product, ProductSku, Warehouse
 from .alerts import alerts_evaluate
@@ -62,12 +62,22 @@ def product_upsert(
     return product, created
 
 
+@prepared
+def _products_of(*, creator_ids: list[int], external_ids: list[str]):
+    return Product.objects.filter(creator_id__in=creator_ids, external_id__in=external_ids)
+
+
 def products_by_external_id(*, keys: Iterable[tuple[int, str]]) -> dict[tuple[int, str], Product]:
-    """Return the products named by (creator id, TikTok id) pairs, in one query; missing ones are left out."""
-    condition = creator_keys_condition(keys)
-    if condition is None:
+    """Return the products named by (creator id, TikTok id) pairs, in one query; missing ones are left out.
+
+    The query asks for every named creator's products among every named id, a read prepared once
+    per batch size (``creatorflow.prepared``); the pairs not named are left out here.
+    """
+    keys = set(keys)
+    if not keys:
         return {}
-    return {(product.creator_id, product.external_id): product for product in Product.objects.filter(condition)}
+    found = _products_of.objects(creator_ids=sorted({c for c, _ in keys}), external_ids=sorted({e for _, e in keys}))
+    return {key: product for product in found if (key := (product.creator_id, product.external_id)) in keys}
 
 
 def product_skus_learn(*, skus: Iterable[tuple[int, str]]) -> None:

@@ -174,3 +174,32 @@ def test_statement_budget_of_one_webhook_and_of_a_batch(shop, make_product):
     assert apply_fifty <= APPLY_BATCH_BUDGET, apply_fifty
     # O(1) in the batch's size: fifty orders cost what five do.
     assert apply_fifty == apply_five, "\n".join(fifty)
+
+
+def test_the_reads_of_the_order_path_are_prepared_and_none_falls_back_to_the_orm(shop, make_product):
+    """Batches of several sizes through the inbox: every read of the path compiles once per shape (``creatorflow.prepared``)."""
+    from creatorflow.prepared import _UNCACHEABLE, Prepared
+    from inventory import locks as inventory_locks
+    from inventory.services import alerts, catalogue
+    from orders import locks as order_locks
+
+    products = [make_product(shop.creator, stock=100, reorder_point=95) for _ in range(3)]
+    for size in (1, 3, 6):
+        batch = [
+            stored(shop, order_body(shop, order_id=f"PREP-{size}-{n}", items=[(products[n % 3].external_id, 1)]))
+            for n in range(size)
+        ]
+        assert {applied.status for applied in inbox.webhooks_apply(batch).values()} == {"processed"}
+    again = stored(shop, order_body(shop, order_id="PREP-1-0", status="CANCELLED", items=[(products[0].external_id, 1)]))
+    assert {applied.status for applied in inbox.webhooks_apply([again]).values()} == {"processed"}  # an existing order, locked
+    reads = {
+        f"{module.__name__}.{name}": read
+        for module in (inbox, order_locks, inventory_locks, catalogue, alerts)
+        for name, read in vars(module).items()
+        if isinstance(read, Prepared)
+    }
+    assert len(reads) == 8
+    assert sorted(name for name, read in reads.items() if not read._compiled) == []
+    assert sorted(name for name, read in reads.items() if _UNCACHEABLE in read._compiled.values()) == []
+    assert Order.objects.get(external_id="PREP-1-0").status == "CANCELLED"
+    assert Stock.objects.get(product=products[0]).reserved == 3  # 4 orders of it held, 1 released
