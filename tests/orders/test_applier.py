@@ -12,8 +12,12 @@ from django.db import connection, transaction
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
+from creatorflow.prepared import _UNCACHEABLE, Prepared
+from inventory import locks as inventory_locks
 from inventory.models import Reservation, Stock, StockMovement
+from inventory.services import alerts, catalogue
 from orders import inbox
+from orders import locks as order_locks
 from orders.events import OrderLine
 from orders.models import Order, WebhookEvent
 from orders.runtime import Applier
@@ -178,11 +182,6 @@ def test_statement_budget_of_one_webhook_and_of_a_batch(shop, make_product):
 
 def test_the_reads_of_the_order_path_are_prepared_and_none_falls_back_to_the_orm(shop, make_product):
     """Batches of several sizes through the inbox: every read of the path compiles once per shape (``creatorflow.prepared``)."""
-    from creatorflow.prepared import _UNCACHEABLE, Prepared
-    from inventory import locks as inventory_locks
-    from inventory.services import alerts, catalogue
-    from orders import locks as order_locks
-
     products = [make_product(shop.creator, stock=100, reorder_point=95) for _ in range(3)]
     for size in (1, 3, 6):
         batch = [
