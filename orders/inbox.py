@@ -89,6 +89,11 @@ class Receipt:
     payload: OrderEvent | InventoryUpdate | OrderNotice | None = None
 
 
+@prepared
+def _shops_read(*, shop_ids: list[str]):
+    return ShopConnection.objects.filter(shop_id__in=shop_ids)
+
+
 def webhook_receive(*, body: bytes, signature: str | None) -> Receipt:
     """Verify a delivery and commit it raw to the inbox; a stored delivery key is a duplicate.
 
@@ -102,10 +107,10 @@ def webhook_receive(*, body: bytes, signature: str | None) -> Receipt:
         document = webhook_parse(body=body)
     except PayloadError as error:
         raise WebhookPayloadError(str(error)) from None
-    try:
-        shop = ShopConnection.objects.get(shop_id=document["shop_id"])  # unique: no ordering to build
-    except ShopConnection.DoesNotExist:
-        raise WebhookShopUnknown(f"No shop connection for shop_id {document['shop_id']!r}.") from None
+    shops = _shops_read.objects(shop_ids=[document["shop_id"]])  # unique: one at most
+    if not shops:
+        raise WebhookShopUnknown(f"No shop connection for shop_id {document['shop_id']!r}.")
+    shop = shops[0]
     expected = webhook_signature(app_key=shop.app_key, app_secret=shop.app_secret, body=body)
     if not hmac.compare_digest(expected.encode(), signature.strip().encode()):
         raise WebhookSignatureError("Signature does not match.", shop=shop)

@@ -181,7 +181,7 @@ def test_statement_budget_of_one_webhook_and_of_a_batch(shop, make_product):
 
 
 def test_the_reads_of_the_order_path_are_prepared_and_none_falls_back_to_the_orm(shop, make_product):
-    """Batches of several sizes through the inbox: every read of the path compiles once per shape (``creatorflow.prepared``)."""
+    """Deliveries received and applied in batches of several sizes: every read of the path compiles once per shape."""
     products = [make_product(shop.creator, stock=100, reorder_point=95) for _ in range(3)]
     for size in (1, 3, 6):
         batch = [
@@ -197,7 +197,7 @@ def test_the_reads_of_the_order_path_are_prepared_and_none_falls_back_to_the_orm
         for name, read in vars(module).items()
         if isinstance(read, Prepared)
     }
-    assert len(reads) == 8
+    assert len(reads) == 9  # the shop lookup of receiving, and eight reads of applying
     assert sorted(name for name, read in reads.items() if not read._compiled) == []
     assert sorted(name for name, read in reads.items() if _UNCACHEABLE in read._compiled.values()) == []
     assert Order.objects.get(external_id="PREP-1-0").status == "CANCELLED"
