@@ -7,13 +7,44 @@ browser's middleware.
 """
 
 import os
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import asynccontextmanager
 
+from asgiref.sync import ThreadSensitiveContext
 from django.core.asgi import get_asgi_application
 from django.core.handlers.asgi import ASGIHandler
 from django.core.handlers.exception import convert_exception_to_response
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "creatorflow.settings")
 django_asgi_app = get_asgi_application()
+
+
+class RequestThreads:
+    """Threads lent to one request at a time, for the request's synchronous code.
+
+    Django runs a request's synchronous code (signal receivers, sync views, ``sync_to_async``
+    calls) on one thread of its own: ``ASGIHandler`` starts a thread for every request, and
+    asgiref starts a second one to join the first when the request ends. Here a request borrows
+    a single-thread executor that an earlier request has finished with, so its synchronous code
+    still runs on one thread, which no other request uses meanwhile, and no thread is started
+    per request. Threads are lent on the event loop's thread only; at most ``keep`` wait idle.
+    """
+
+    def __init__(self, *, keep: int = 64):
+        self._idle: list[ThreadPoolExecutor] = []
+        self._keep = keep
+
+    @asynccontextmanager
+    async def lent(self):
+        executor = self._idle.pop() if self._idle else ThreadPoolExecutor(max_workers=1, thread_name_prefix="delivery")
+        try:
+            async with ThreadSensitiveContext(executor=executor):
+                yield
+        finally:
+            if len(self._idle) < self._keep:
+                self._idle.append(executor)
+            else:
+                executor.shutdown(wait=False)
 
 
 class DeliveryHandler(ASGIHandler):
@@ -25,8 +56,17 @@ class DeliveryHandler(ASGIHandler):
     its hooks through ``sync_to_async``): about a seventh of a server's CPU under closed-loop
     webhook load (bench/README.md). As for pages, a Host not in ``ALLOWED_HOSTS`` is refused (400), errors are
     answered and logged by Django's exception handling, and answers carry their length, as
-    ``CommonMiddleware`` gives the pages' (no chunked encoding).
+    ``CommonMiddleware`` gives the pages' (no chunked encoding). A delivery's synchronous code runs
+    on a thread lent by ``RequestThreads`` rather than one started for it.
     """
+
+    def __init__(self):
+        super().__init__()
+        self._threads = RequestThreads()
+
+    async def __call__(self, scope, receive, send):
+        async with self._threads.lent():
+            await self.handle(scope, receive, send)
 
     def load_middleware(self, is_async=False):
         self._view_middleware = []
