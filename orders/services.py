@@ -24,6 +24,7 @@ from django.utils import timezone
 
 from creatorflow.changes import ORDERS, changes_mark
 from creatorflow.db import insert_missing, rows_update
+from creatorflow.prepared import prepared
 from inventory.models import Product, Reservation
 from inventory.services.alerts import ShortOrders, alerts_raise_insufficient_stock
 from inventory.services.catalogue import (
@@ -250,21 +251,24 @@ class _Batch:
     def _short_alerts(self) -> None:
         if not self.short:
             return
-        counts = {
-            shortage.product_id: shortage
-            for shortage in ProductShortage.objects.filter(product_id__in=list(self.short))
-        }
+        counts = {row["product_id"]: row for row in _shortages_read.values(product_ids=sorted(self.short))}
         alerts_raise_insufficient_stock(
             short=[
                 ShortOrders(
                     latest=shortage,
                     order_reference=reference,
-                    orders=counts[product_id].orders if product_id in counts else 0,
-                    units=counts[product_id].units if product_id in counts else 0,
+                    orders=counts[product_id]["orders"] if product_id in counts else 0,
+                    units=counts[product_id]["units"] if product_id in counts else 0,
                 )
                 for product_id, (shortage, reference) in self.short.items()
             ]
         )
+
+
+@prepared
+def _shortages_read(*, product_ids: list[int]):
+    """Short orders and units per product: what a sold-out product's alert counts, read with every batch."""
+    return ProductShortage.objects.filter(product_id__in=product_ids).values("product_id", "orders", "units")
 
 
 def _entries_load(orders: dict[tuple[int, str], Order]) -> dict[tuple[int, str], _Entry]:

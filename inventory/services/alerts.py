@@ -5,6 +5,7 @@ most one open alert per product and type, escalated or eased in place, resolved 
 stock is back above the reorder point. Sales velocity is kept on the product as it is evaluated.
 """
 
+from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -62,18 +63,25 @@ def _alert_open(
         if created:
             return alert
         existing = alert
-    escalated = Alert.SEVERITY_RANK[severity] > Alert.SEVERITY_RANK[existing.severity]
-    if (existing.severity, existing.message) == (severity, message):
-        return existing
-    existing.severity, existing.message, existing.available = severity, message, available
-    fields = ["severity", "message", "available", "updated_at"]
-    if escalated and existing.status == Alert.Status.ACKNOWLEDGED:
-        # A worse state needs the seller's eyes again.
-        existing.status, existing.acknowledged_at, existing.acknowledged_by = Alert.Status.ACTIVE, None, None
-        fields += ["status", "acknowledged_at", "acknowledged_by"]
-    existing.save(update_fields=fields)
-    changes_mark(existing.creator_id, ALERTS, ids=[existing.pk])
+    fields = _alert_refreshed(existing, severity=severity, message=message, available=available)
+    if fields:
+        existing.save(update_fields=fields)
+        changes_mark(existing.creator_id, ALERTS, ids=[existing.pk])
     return existing
+
+
+def _alert_refreshed(alert: InventoryAlert, *, severity: str, message: str, available: int) -> list[str]:
+    """Escalate, de-escalate or reword an open alert in memory; return the fields to write (none: unchanged)."""
+    if (alert.severity, alert.message) == (severity, message):
+        return []
+    escalated = Alert.SEVERITY_RANK[severity] > Alert.SEVERITY_RANK[alert.severity]
+    alert.severity, alert.message, alert.available = severity, message, available
+    fields = ["severity", "message", "available", "updated_at"]
+    if escalated and alert.status == Alert.Status.ACKNOWLEDGED:
+        # A worse state needs the seller's eyes again.
+        alert.status, alert.acknowledged_at, alert.acknowledged_by = Alert.Status.ACTIVE, None, None
+        fields += ["status", "acknowledged_at", "acknowledged_by"]
+    return fields
 
 
 def _alert_resolve(alert: InventoryAlert, *, now: datetime) -> None:
@@ -110,6 +118,11 @@ def _sales_read(*, product_ids: list[int], day_since: datetime, hour_since: date
         .values("product_id")
         .annotate(day=Sum("units"), hour=Sum("units", filter=Q(minute__gt=hour_since)))
     )
+
+
+@prepared
+def _short_alerts_read(*, product_ids: list[int]):
+    return Alert.objects.filter(product_id__in=product_ids, type=Alert.Type.INSUFFICIENT_STOCK, status__in=Alert.OPEN_STATUSES)
 
 
 @prepared
@@ -190,33 +203,47 @@ class ShortOrders:
 
 
 def alerts_raise_insufficient_stock(*, short: Sequence[ShortOrders]) -> list[InventoryAlert]:
-    """Raise (or refresh in place) a critical insufficient_stock alert for each short product."""
+    """Raise (or refresh in place) a critical insufficient_stock alert for each short product.
+
+    A sold-out product meets this with every batch of a flash sale: its open alert is read and
+    its counts rewritten together with the other short products', one statement each.
+    """
     if not short:
         return []
-    products = Product.objects.in_bulk([entry.latest.product_id for entry in short])
-    open_alerts = {
-        alert.product_id: alert
-        for alert in Alert.objects.filter(
-            product_id__in=list(products), type=Alert.Type.INSUFFICIENT_STOCK, status__in=Alert.OPEN_STATUSES
-        )
-    }
-    alerts = []
+    product_ids = sorted({entry.latest.product_id for entry in short})
+    products = {product.pk: product for product in _products_read.objects(product_ids=product_ids)}
+    open_alerts = {alert.product_id: alert for alert in _short_alerts_read.objects(product_ids=product_ids)}
+    alerts, refreshed = [], defaultdict(list)
+    now = timezone.now()
     for entry in sorted(short, key=lambda entry: entry.latest.product_id):
         product, shortage = products[entry.latest.product_id], entry.latest
         counted = f"{entry.orders} short order{'' if entry.orders == 1 else 's'} ({entry.units} units)"
-        alerts.append(
-            _alert_open(
-                product=product,
-                type=Alert.Type.INSUFFICIENT_STOCK,
-                severity=Alert.Severity.CRITICAL,
-                message=(
-                    f"Not enough stock for order {entry.order_reference}: {product.name} needs {shortage.requested}, "
-                    f"{shortage.available} available. {counted} of it in all."
-                ),
-                available=shortage.available,
-                existing=open_alerts.get(product.pk),
-            )
+        message = (
+            f"Not enough stock for order {entry.order_reference}: {product.name} needs {shortage.requested}, "
+            f"{shortage.available} available. {counted} of it in all."
         )
+        existing = open_alerts.get(product.pk)
+        if existing is None:
+            alerts.append(
+                _alert_open(
+                    product=product,
+                    type=Alert.Type.INSUFFICIENT_STOCK,
+                    severity=Alert.Severity.CRITICAL,
+                    message=message,
+                    available=shortage.available,
+                    existing=None,
+                )
+            )
+            continue
+        fields = _alert_refreshed(existing, severity=Alert.Severity.CRITICAL, message=message, available=shortage.available)
+        if fields:
+            existing.updated_at = now
+            refreshed[tuple(fields)].append(existing)
+        alerts.append(existing)
+    for fields, changed in refreshed.items():
+        rows_update(changed, list(fields))
+        for alert in changed:
+            changes_mark(alert.creator_id, ALERTS, ids=[alert.pk])
     return alerts
 
 

@@ -14,10 +14,11 @@ from django.utils import timezone
 
 from creatorflow.prepared import _UNCACHEABLE, Prepared
 from inventory import locks as inventory_locks
-from inventory.models import Reservation, Stock, StockMovement
+from inventory.models import InventoryAlert, Reservation, Stock, StockMovement
 from inventory.services import alerts, catalogue
 from orders import inbox
 from orders import locks as order_locks
+from orders import services as order_services
 from orders.events import OrderLine
 from orders.models import Order, WebhookEvent
 from orders.runtime import Applier
@@ -191,13 +192,22 @@ def test_the_reads_of_the_order_path_are_prepared_and_none_falls_back_to_the_orm
         assert {applied.status for applied in inbox.webhooks_apply(batch).values()} == {"processed"}
     again = stored(shop, order_body(shop, order_id="PREP-1-0", status="CANCELLED", items=[(products[0].external_id, 1)]))
     assert {applied.status for applied in inbox.webhooks_apply([again]).values()} == {"processed"}  # an existing order, locked
+    # A sold-out product: the first short order raises its alert, the next batch's rewrite its counts.
+    scarce = make_product(shop.creator, stock=2)
+    for size in (1, 2):
+        batch = [
+            stored(shop, order_body(shop, order_id=f"SHORT-{size}-{n}", items=[(scarce.external_id, 5)])) for n in range(size)
+        ]
+        assert {applied.status for applied in inbox.webhooks_apply(batch).values()} == {"processed"}
+    (short_alert,) = InventoryAlert.objects.filter(product=scarce, type="insufficient_stock", status="active")
+    assert "3 short orders (15 units)" in short_alert.message
     reads = {
         f"{module.__name__}.{name}": read
-        for module in (inbox, order_locks, inventory_locks, catalogue, alerts)
+        for module in (inbox, order_locks, inventory_locks, catalogue, alerts, order_services)
         for name, read in vars(module).items()
         if isinstance(read, Prepared)
     }
-    assert len(reads) == 9  # the shop lookup of receiving, and eight reads of applying
+    assert len(reads) == 11  # the shop lookup of receiving, and ten reads of applying
     assert sorted(name for name, read in reads.items() if not read._compiled) == []
     assert sorted(name for name, read in reads.items() if _UNCACHEABLE in read._compiled.values()) == []
     assert Order.objects.get(external_id="PREP-1-0").status == "CANCELLED"
