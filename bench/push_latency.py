@@ -209,18 +209,35 @@ def reflected(client: "Client", expected: set[str], committed: dict[str, float])
     return lags, unseen
 
 
-def publishes_count() -> tuple[int, int]:
-    """Creator publishes and publishing cycles the server processes started, from each one's latest monitor report."""
+def publishes_count() -> dict:
+    """Creator publishes, publishing cycles and what the cycles took, from each server process's latest monitor report.
+
+    ``publish_ms_mean`` is the servers' mean time per cycle, from start to end; ``publish_cpu_percent``
+    the share of it on the process's CPU (the rest it waited for the CPU, held by the process's
+    other threads or the machine's other processes).
+    """
     from django.db import connections  # noqa: PLC0415
 
     from creatorflow.models import SystemHealth  # noqa: PLC0415
 
-    latest: dict[str, tuple[int, int]] = {}
-    reports = SystemHealth.objects.filter(component__startswith="realtime@").order_by("pk")
-    for component, metrics in reports.values_list("component", "metrics"):
-        latest[component] = (metrics.get("publishes", 0), metrics.get("publish_cycles", 0))
+    latest: dict[str, dict] = {}
+    for component, metrics in SystemHealth.objects.filter(component__startswith="realtime@").order_by("pk").values_list("component", "metrics"):
+        latest[component] = metrics
     connections.close_all()
-    return sum(publishes for publishes, _ in latest.values()), sum(cycles for _, cycles in latest.values())
+    publishes = sum(metrics.get("publishes", 0) for metrics in latest.values())
+    cycles = sum(metrics.get("publish_cycles", 0) for metrics in latest.values())
+    seconds = sum(metrics.get("publish_cycles", 0) * metrics.get("publish_ms_mean", 0) / 1000 for metrics in latest.values())
+    cpu_seconds = sum(
+        metrics.get("publish_cycles", 0) * metrics.get("publish_ms_mean", 0) * metrics.get("publish_cpu_percent", 0) / 100_000
+        for metrics in latest.values()
+    )
+    return {
+        "publishes": publishes,
+        "cycles": cycles,
+        "publish_ms_mean": round(seconds * 1000 / cycles, 1) if cycles else None,
+        "publish_cpu_percent": round(100 * cpu_seconds / seconds) if seconds else None,
+        "slowest_publish_ms_last_report": max((metrics.get("slowest_publish_ms", 0) for metrics in latest.values()), default=None),
+    }
 
 
 # --- servers -----------------------------------------------------------------------------------
@@ -539,7 +556,8 @@ async def run(args, env: dict[str, str], creators: list[dict]) -> dict:
         for server in servers:
             server.stop()
 
-    publishes, cycles = await asyncio.to_thread(publishes_count)
+    published = await asyncio.to_thread(publishes_count)
+    publishes, cycles = published["publishes"], published["cycles"]
     committed = await asyncio.to_thread(orders_committed)
     superseded = [reflected(client, expected[client.creator], committed) for client in clients]
     commit_to_frame = [(received - updated) * 1000 for client in clients for _, updated, received in client.samples]
@@ -590,6 +608,9 @@ async def run(args, env: dict[str, str], creators: list[dict]) -> dict:
             "per_second_of_webhooks": round(publishes / max(elapsed, 0.001), 1),
             "cycles": cycles,
             "creators_per_cycle": round(publishes / cycles, 2) if cycles else None,
+            "cycle_ms_mean": published["publish_ms_mean"],
+            "cycle_cpu_percent": published["publish_cpu_percent"],
+            "slowest_cycle_ms_last_report": published["slowest_publish_ms_last_report"],
         },
         "frames_per_client_per_second": round(frames_during / len(clients) / max(elapsed, 0.001), 2),
         # From the webhooks' first send until every tab saw its orders: what each answered order cost.

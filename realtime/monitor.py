@@ -99,6 +99,7 @@ class RealtimeMonitor:
             "backlog_closes": self.backlog_closes,
             "publishes": publisher.publishes if publisher is not None else 0,
             "publish_cycles": publisher.cycles if publisher is not None else 0,
+            **_publish_times(publisher),
             "uptime_seconds": round(time.monotonic() - self.started),
             "stock_write_back_calls": write_back["calls"],
             "stock_write_back_owed": write_back["owed"],
@@ -117,6 +118,8 @@ class RealtimeMonitor:
             error_message=f"{self.connections} connections" if self.connections > CONNECTIONS_WARNING else "",
         )
         self.slowest_send_ms = 0.0  # the slowest send of each reporting interval
+        if (publisher := coalescer_current()) is not None:
+            publisher.slowest_publish_take()  # and the slowest publish of each
         return figures
 
     def reporting_start(self, interval: float | None = None) -> None:
@@ -138,6 +141,22 @@ class RealtimeMonitor:
                 await database_sync_to_async(self.report)()
             except Exception:  # noqa: BLE001 - a report lost to a database outage is not worth a crash
                 logger.exception("realtime monitor report failed")
+
+
+def _publish_times(publisher) -> dict:
+    """What this process's publishing cycles took: mean, slowest since the last report, share of it on CPU.
+
+    A share far below 100 % says the cycles waited for the CPU (the process's other threads, or
+    the machine's other processes): under a flash sale on a saturated machine, that wait and not
+    the publishing work sets how far the dashboards trail the orders.
+    """
+    if publisher is None or not publisher.publish_seconds:
+        return {"publish_ms_mean": 0.0, "slowest_publish_ms": 0.0, "publish_cpu_percent": 0}
+    return {
+        "publish_ms_mean": round(publisher.publish_seconds * 1000 / max(publisher.cycles, 1), 1),
+        "slowest_publish_ms": round(publisher.slowest_publish_seconds * 1000, 1),
+        "publish_cpu_percent": round(100 * publisher.publish_cpu_seconds / publisher.publish_seconds),
+    }
 
 
 MONITOR = RealtimeMonitor()

@@ -190,6 +190,11 @@ class Coalescer:
         self.pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="creatorflow-publish")
         self.publishes = 0  # how many creator publishes started (for tests and diagnostics)
         self.cycles = 0  # how many calls of ``publish`` they took
+        # What the cycles took, from start to end and on this process's CPU: far apart, the
+        # process is starved (its other threads or the machine's other processes hold the CPU).
+        self.publish_seconds = 0.0
+        self.publish_cpu_seconds = 0.0
+        self.slowest_publish_seconds = 0.0  # since the last ``slowest_publish_take``
         atexit.register(self.flush)  # a command's last changes reach the dashboards before it exits
 
     def add(self, creator_id: int, change: Change) -> None:
@@ -266,6 +271,12 @@ class Coalescer:
                     self.in_flight -= 1
                 return
 
+    def slowest_publish_take(self) -> float:
+        """Return the slowest cycle's seconds since the last call, and start over."""
+        with self.condition:
+            slowest, self.slowest_publish_seconds = self.slowest_publish_seconds, 0.0
+        return slowest
+
     def flush(self) -> None:
         """Publish everything still waiting, now, on this thread (a command or server ending)."""
         with self.condition:
@@ -277,14 +288,20 @@ class Coalescer:
         with self.condition:
             self.publishes += len(changes)
             self.cycles += bool(changes)
+        started, cpu_started = time.perf_counter(), time.thread_time()
         try:
             if changes:
                 self.publish(changes)
         except Exception as error:  # noqa: BLE001 - the changes are committed; the next publish corrects
             logger.error("coalesced publish for creators %s failed (%s)", ", ".join(map(str, changes)), type(error).__name__)
         finally:
+            took, cpu = time.perf_counter() - started, time.thread_time() - cpu_started
             connection.close()  # back to the pool between bursts
             with self.condition:
+                if changes:
+                    self.publish_seconds += took
+                    self.publish_cpu_seconds += cpu
+                    self.slowest_publish_seconds = max(self.slowest_publish_seconds, took)
                 self.running.difference_update(changes)
                 self.in_flight -= 1
                 self.condition.notify()

@@ -56,6 +56,44 @@ def test_snapshot_counts_the_publishes_this_process_started():
         coalescer_reset()
 
 
+def _busy(seconds: float) -> None:
+    until = time.thread_time() + seconds
+    while time.thread_time() < until:
+        pass
+
+
+@pytest.mark.django_db
+def test_snapshot_tells_what_publishing_took_and_how_much_of_it_on_cpu():
+    """A cycle that waits (as for a CPU held by others) shows a low CPU share; the slowest starts over with each report."""
+    published = []
+
+    def publish(changes):
+        _busy(0.02)
+        time.sleep(0.08)  # off the CPU
+        published.extend(changes)
+
+    coalescer_reset()
+    try:
+        figures = RealtimeMonitor().snapshot()
+        assert (figures["publish_ms_mean"], figures["slowest_publish_ms"], figures["publish_cpu_percent"]) == (0.0, 0.0, 0)
+        publisher = coalescer(0.05, publish)
+        publisher.add(1, Change.of("orders"))
+        deadline = time.monotonic() + 5
+        while publisher.publish_seconds == 0 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        monitor = RealtimeMonitor()
+        figures = monitor.snapshot()
+        assert published == [1]
+        assert 100.0 <= figures["publish_ms_mean"] == figures["slowest_publish_ms"]
+        assert 10 <= figures["publish_cpu_percent"] <= 50
+        monitor.report()
+        after = monitor.snapshot()
+        assert after["slowest_publish_ms"] == 0.0  # the slowest of each reporting interval
+        assert after["publish_ms_mean"] == figures["publish_ms_mean"]  # the mean since the process started
+    finally:
+        coalescer_reset()
+
+
 @pytest.mark.django_db
 def test_report_logs_a_line_and_stores_a_health_record(caplog):
     monitor = RealtimeMonitor()
@@ -200,16 +238,18 @@ def test_system_page_shows_each_process_publishes_and_cycles(admin_client):
     RealtimeMonitor().report()
     other = SystemHealth.objects.latest("pk")
     other.component = "realtime@other-host:4242"
-    other.metrics |= {"publishes": 1368, "publish_cycles": 195}
+    other.metrics |= {"publishes": 1368, "publish_cycles": 195, "publish_ms_mean": 71.6, "slowest_publish_ms": 229.1, "publish_cpu_percent": 24}
     other.save()
     RealtimeMonitor().report()
     older = SystemHealth.objects.latest("pk")  # a report from before cycles were counted
     older.component = "realtime@old-host:1"
-    older.metrics = {key: value for key, value in older.metrics.items() if key != "publish_cycles"}
+    older.metrics = {key: value for key, value in older.metrics.items() if key != "publish_cycles" and "publish_" not in key}
     older.save()
 
     html = admin_client.get("/system/").content.decode()
 
     assert '<td class="num">1368</td><td class="num">195</td>' in html
+    assert "71.6 ms mean · 229.1 ms slowest · 24 % on CPU" in html
     row = html[html.index("<td>old-host:1</td>"):]
     assert '<td class="num">—</td>' in row[: row.index("</tr>")]
+    assert "ms mean" not in row[: row.index("</tr>")]  # a report from before publish times were kept
