@@ -236,7 +236,6 @@ def publishes_count() -> dict:
         "cycles": cycles,
         "publish_ms_mean": round(seconds * 1000 / cycles, 1) if cycles else None,
         "publish_cpu_percent": round(100 * cpu_seconds / seconds) if seconds else None,
-        "slowest_publish_ms_last_report": max((metrics.get("slowest_publish_ms", 0) for metrics in latest.values()), default=None),
     }
 
 
@@ -610,7 +609,6 @@ async def run(args, env: dict[str, str], creators: list[dict]) -> dict:
             "creators_per_cycle": round(publishes / cycles, 2) if cycles else None,
             "cycle_ms_mean": published["publish_ms_mean"],
             "cycle_cpu_percent": published["publish_cpu_percent"],
-            "slowest_cycle_ms_last_report": published["slowest_publish_ms_last_report"],
         },
         "frames_per_client_per_second": round(frames_during / len(clients) / max(elapsed, 0.001), 2),
         # From the webhooks' first send until every tab saw its orders: what each answered order cost.
