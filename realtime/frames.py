@@ -6,6 +6,13 @@ per interval, keeps only the newest pending state, and never sends a state older
 already sent (states are ordered by ``stamp``: the time their render started, taken after the
 change it shows was committed).
 
+A state is due an interval after the connection's last frame of its fragment, or at once when
+it was rendered at least an interval after the state that frame carried. The publisher already
+spaces each creator's renders by its interval; pacing their arrival again would hold most of
+them (they take unequal times to render and travel), adding up to an interval to what a busy
+seller's tabs trail behind. A tab thus gets at most one state of a fragment per interval of the
+states' own time, at the rate the publisher renders them.
+
 Rows pushed on their own are gathered per fragment: every pending row, newest state of each,
 goes out at most once per interval. A row is never sent older than the last whole render of its
 fragment sent, and a whole render never goes out older than a row of it already sent (it is
@@ -61,6 +68,7 @@ class FramePacer:
         self._in_flight = 0
         self._sent_at: dict[str, float] = {}  # pacing key → when its last state was sent (monotonic)
         self._sent_stamp: dict[str, float] = {}  # fragment → stamp of the whole render sent last
+        self._sent_state: dict[str, float] = {}  # pacing key → stamp of the newest state in its last frame
         self._pending: dict[str, _Pending] = {}  # fragment → newest whole state waiting
         self._rows: dict[str, dict[str, _Pending]] = {}  # fragment → row id → newest pending state
         self._row_stamps: dict[str, dict[str, float]] = {}  # fragment → row id → stamp sent
@@ -96,7 +104,7 @@ class FramePacer:
 
     async def send_now(self, frames: dict[str, str], *, stamp: float) -> None:
         """Send a snapshot at once, its fragments in one frame, superseding anything pending for them."""
-        wholes, rows, sent = [], [], []
+        wholes, rows, sent = [], [], {}
         for name, html in frames.items():
             if self._is_stale(name, stamp):
                 continue
@@ -104,13 +112,16 @@ class FramePacer:
             if pending is not None and pending.stamp > stamp:
                 continue
             self._pending.pop(name, None)
-            sent.append(name)
+            sent[name] = stamp
             if (part := await self._whole(name, _Pending(stamp, html))) is not None:
                 wholes.append(part)
         for name in frames:
-            if name in self._rows and (part := self._rows_part(name)) is not None:
+            if name not in self._rows:
+                continue
+            newest = self._rows_newest(name)
+            if (part := self._rows_part(name)) is not None:
                 rows.append(part)  # rows that waited behind these renders, if newer
-                sent.append(name + ROWS)
+                sent[name + ROWS] = newest
         self._mark_sent(sent)
         await self._write(wholes + rows)  # renders first: rows land in a list no older than them
         self._schedule()
@@ -156,31 +167,45 @@ class FramePacer:
     def _due_at(self, key: str) -> float:
         return self._sent_at.get(key, float("-inf")) + self._interval
 
+    def _is_due(self, key: str, stamp: float, now: float) -> bool:
+        """Due an interval after the key's last frame, or at once when rendered an interval after the state it carried."""
+        return self._due_at(key) <= now or stamp >= self._sent_state.get(key, float("-inf")) + self._interval
+
+    def _rows_newest(self, name: str) -> float:
+        return max((row.stamp for row in self._rows.get(name, {}).values()), default=0.0)
+
     async def _flush(self) -> None:
         """Send every whole render and row set that is due, in one frame: the renders, then each list's rows."""
         now = time.monotonic()
-        wholes, rows, renewed, sent = [], [], set(), []
-        for name in [name for name in self._pending if self._due_at(name) <= now]:
+        wholes, rows, renewed, sent = [], [], set(), {}
+        for name in [name for name, pending in self._pending.items() if self._is_due(name, pending.stamp, now)]:
             pending = self._pending.pop(name, None)
-            sent.append(name)
-            if pending is not None and (part := await self._whole(name, pending)) is not None:
+            if pending is None:
+                continue  # sent meanwhile, by a flush that ran while this one awaited a render
+            sent[name] = pending.stamp
+            if (part := await self._whole(name, pending)) is not None:
                 wholes.append(part)
                 renewed.add(name)
         for name in list(self._rows):
             if name in self._pending:
                 continue  # rows wait behind their list's render
-            if (name in renewed or self._due_at(name + ROWS) <= now) and (part := self._rows_part(name)) is not None:
+            newest = self._rows_newest(name)
+            if (name in renewed or self._is_due(name + ROWS, newest, now)) and (part := self._rows_part(name)) is not None:
                 rows.append(part)
-                sent.append(name + ROWS)
+                sent[name + ROWS] = newest
         self._mark_sent(sent)
         await self._write(wholes + rows)  # renders first: rows land in a list no older than them
         self._schedule()
 
-    def _mark_sent(self, keys) -> None:
-        """Start the interval of everything sent together at one instant, so it falls due together again."""
+    def _mark_sent(self, sent: dict[str, float]) -> None:
+        """Start the interval of everything sent together at one instant, so it falls due together again.
+
+        ``sent``: pacing key → stamp of the newest state it carried.
+        """
         now = time.monotonic()
-        for key in keys:
+        for key, stamp in sent.items():
             self._sent_at[key] = now
+            self._sent_state[key] = max(stamp, self._sent_state.get(key, float("-inf")))
 
     def _schedule(self) -> None:
         """Wake up when the next pending state is due."""
