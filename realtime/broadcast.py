@@ -33,7 +33,7 @@ def dashboard_push(*, creator_id: int, change: Change) -> None:
     dashboards_push({creator_id: change})
 
 
-def dashboards_push(changes: Mapping[int, Change]) -> None:
+def dashboards_push(changes: Mapping[int, Change], *, stamp: float | None = None) -> None:
     """Render what each creator's change altered, once, and send it to the creator's group.
 
     Whole fragments go as ``fragments`` (name → HTML), rows pushed on their own as ``rows``
@@ -48,8 +48,9 @@ def dashboards_push(changes: Mapping[int, Change]) -> None:
         pushes = {creator_id: push for creator_id, push in pushes.items() if push.fragments or push.rows}
         if not pushes:
             return
-        # Taken before rendering, so a later render of a later commit always carries a later stamp.
-        stamp = time.time()
+        # Taken before rendering (by the caller, before the reads it makes for this push), so a
+        # later render of a later commit always carries a later stamp.
+        stamp = time.time() if stamp is None else stamp
         rendered = fragments.push_render_many(pushes)
     except Exception as error:  # noqa: BLE001 - a failed push must not fail the committed change
         if len(changes) > 1:

@@ -8,6 +8,7 @@ which merges a creator's changes while they wait and hands every creator due in 
 """
 
 import logging
+import time
 from collections.abc import Mapping
 
 from django.conf import settings
@@ -31,6 +32,10 @@ def changes_publish_many(changes: Mapping[int, Change]) -> None:
     made once for all. When any of it fails, each creator is published on its own, so one
     creator's failure never holds back the others.
     """
+    # The pushes' stamp: when the cycle began, before any of its reads. Cycles of a creator
+    # begin an interval apart, so their stamps are too, and each tab sends every state at once
+    # (``realtime.frames``) instead of holding the ones that took longer to come.
+    stamp = time.time()
     metric_types = {
         creator_id: types
         for creator_id, change in changes.items()
@@ -42,7 +47,7 @@ def changes_publish_many(changes: Mapping[int, Change]) -> None:
             shared_reads_fill("live_running", changes, lambda ids: live_selectors.live_running_many(creator_ids=ids))
             if metric_types:
                 services.metrics_recompute_many(metric_types=metric_types)
-            broadcast.dashboards_push(changes)
+            broadcast.dashboards_push(changes, stamp=stamp)
     except Exception:
         if len(changes) == 1:
             raise
