@@ -1,10 +1,10 @@
 """Per-connection pacing of dashboard frames.
 
 A flash sale changes the same fragments hundreds of times a minute; a browser needs only the
-latest state of each, a few times a second. ``FramePacer`` sends at most one frame per fragment
-per interval, keeps only the newest pending state, and never sends a state older than one it
-already sent (states are ordered by ``stamp``: the time their render started, taken after the
-change it shows was committed).
+latest state of each, a few times a second. ``FramePacer`` sends at most one state of each
+fragment per interval, keeps only the newest pending state, and never sends a state older than
+one it already sent (states are ordered by ``stamp``: when their publishing cycle or render
+started, before its reads and after the change it shows was committed).
 
 A state is due an interval after the connection's last frame of its fragment, or at once when
 it was rendered at least an interval after the state that frame carried. The publisher already

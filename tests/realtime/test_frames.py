@@ -1,4 +1,4 @@
-"""Per-connection frame pacing: one frame per fragment per interval, latest wins, never stale."""
+"""Per-connection frame pacing: one state per fragment per interval, latest wins, never stale."""
 
 import asyncio
 import time
