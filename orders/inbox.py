@@ -1,9 +1,11 @@
 """The TikTok webhook inbox: verify and store raw, apply exactly once, replay.
 
-1. ``webhook_receive`` checks the signature (HMAC-SHA256 of app key + raw body with the shop's
-   app secret), validates the payload (``orders.payloads``), and commits it raw to the inbox
-   (``WebhookEvent``). A delivery whose ``delivery_key`` is already stored is a duplicate and
-   changes nothing: the unique index decides, also between simultaneous connections.
+1. ``webhooks_receive`` checks each delivery's signature (HMAC-SHA256 of app key + raw body
+   with the shop's app secret), validates its payload (``orders.payloads``), and commits the
+   deliveries raw to the inbox (``WebhookEvent``) in one statement: the applier stores every
+   delivery waiting in its process this way (``webhook_receive`` stores one). A delivery whose
+   ``delivery_key`` is already stored is a duplicate and changes nothing: the unique index
+   decides, also between simultaneous connections and servers.
 2. ``webhooks_apply`` applies stored events in arrival order, a batch of them in one
    transaction (the group commit of ``orders.runtime.Applier``; ``webhook_process`` and replay
    apply one). Each inbox row is claimed in that same transaction (``received``/``failed`` →
@@ -20,19 +22,20 @@ import json
 import logging
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 
 from django.conf import settings
-from django.db import IntegrityError, InterfaceError, OperationalError, transaction
+from django.db import DatabaseError, IntegrityError, InterfaceError, OperationalError, connection, transaction
 from django.db.models import F
 from django.utils import timezone
 
-from creatorflow.db import create_or_fetch
+from creatorflow.db import insert_missing
 from creatorflow.prepared import prepared
 
 from .events import InventoryUpdate, OrderError, OrderEvent, OrderNotice
 from .models import ShopConnection, WebhookEvent
-from .payloads import PayloadError, delivery_parse, order_event_from_api, webhook_parse
+from .payloads import Delivery, PayloadError, delivery_parse, order_event_from_api, webhook_parse
 from .services import orders_apply, stock_update_apply
 from .streams import stream_failure_record, stream_record
 from .tiktok import TikTokClient
@@ -99,18 +102,85 @@ def webhook_receive(*, body: bytes, signature: str | None) -> Receipt:
 
     Raises WebhookRejected (400/401/404/413) for a delivery that must not be stored.
     """
+    (received,) = webhooks_receive([(body, signature)])
+    if isinstance(received, Exception):
+        raise received
+    return received
+
+
+def webhooks_receive(deliveries: Sequence[tuple[bytes, str | None]]) -> list[Receipt | Exception]:
+    """Verify deliveries and commit the verified ones raw to the inbox in one INSERT; return each one's receipt.
+
+    ``deliveries`` are (raw body, signature) pairs. Per delivery, in order: its Receipt (a
+    delivery whose key is stored already, earlier or in this same call, is a duplicate), the
+    WebhookRejected that refuses it (nothing of it is stored), or the database error that kept
+    it from being stored. The shops are read in one query and the inbox rows written in one
+    committed statement, in delivery-key order: two servers storing the same retried
+    deliveries at once cannot deadlock. This is how a server's applier stores every delivery
+    waiting for it; database outages propagate.
+    """
+    results: list[Receipt | Exception | None] = [None] * len(deliveries)
+    documents: dict[int, dict] = {}
+    for index, (body, signature) in enumerate(deliveries):
+        try:
+            documents[index] = _document(body, signature)
+        except WebhookRejected as rejection:
+            results[index] = rejection
+    wanted = sorted({document["shop_id"] for document in documents.values()})
+    shops = {shop.shop_id: shop for shop in _shops_read.objects(shop_ids=wanted)} if wanted else {}
+    verified: dict[int, tuple[ShopConnection, Delivery, bytes]] = {}
+    for index, document in documents.items():
+        body, signature = deliveries[index]
+        try:
+            verified[index] = (*_verified(document, body=body, signature=signature, shops=shops), body)
+        except WebhookRejected as rejection:
+            results[index] = rejection
+    now = timezone.now()
+    rows: dict[str, WebhookEvent] = {}
+    for shop, delivery, body in verified.values():
+        ignored = delivery.payload is None
+        rows.setdefault(
+            delivery.delivery_key,
+            WebhookEvent(
+                shop=shop,
+                delivery_key=delivery.delivery_key,
+                event_type=delivery.event_type,
+                body=body.decode(),
+                status=Status.IGNORED if ignored else Status.RECEIVED,
+                processed_at=now if ignored else None,
+            ),
+        )
+    stored = _inbox_store([rows[key] for key in sorted(rows)])
+    for index, (shop, delivery, _) in verified.items():
+        event, created = stored[delivery.delivery_key]
+        if isinstance(event, Exception):
+            results[index] = event
+            continue
+        event.shop = shop
+        results[index] = Receipt(event=event, shop=shop, duplicate=not created, payload=delivery.payload)
+        stored[delivery.delivery_key] = (event, False)  # a second delivery of it in this call is a duplicate
+    return results
+
+
+def _document(body: bytes, signature: str | None) -> dict:
+    """Check a delivery's size and signature header and parse its body; raise WebhookRejected."""
     if len(body) > settings.WEBHOOK_MAX_BODY_BYTES:
         raise WebhookTooLarge(f"Body is {len(body):,} bytes; the limit is {settings.WEBHOOK_MAX_BODY_BYTES:,}.")
     if not signature or not signature.strip():
         raise WebhookSignatureError("Missing Authorization header (hex HMAC-SHA256 of app key + body).")
     try:
-        document = webhook_parse(body=body)
+        return webhook_parse(body=body)
     except PayloadError as error:
         raise WebhookPayloadError(str(error)) from None
-    shops = _shops_read.objects(shop_ids=[document["shop_id"]])  # unique: one at most
-    if not shops:
+
+
+def _verified(
+    document: dict, *, body: bytes, signature: str, shops: dict[str, ShopConnection]
+) -> tuple[ShopConnection, Delivery]:
+    """Check a parsed delivery's signature with its shop's secret and validate what it says."""
+    shop = shops.get(document["shop_id"])
+    if shop is None:
         raise WebhookShopUnknown(f"No shop connection for shop_id {document['shop_id']!r}.")
-    shop = shops[0]
     expected = webhook_signature(app_key=shop.app_key, app_secret=shop.app_secret, body=body)
     if not hmac.compare_digest(expected.encode(), signature.strip().encode()):
         raise WebhookSignatureError("Signature does not match.", shop=shop)
@@ -118,22 +188,39 @@ def webhook_receive(*, body: bytes, signature: str | None) -> Receipt:
         delivery = delivery_parse(document=document, body=body, shop_pk=shop.pk, shop_id=shop.shop_id)
     except PayloadError as error:
         raise WebhookPayloadError(str(error), shop=shop) from None
-    ignored = delivery.payload is None
-    # One INSERT, committed on its own: the delivery is durable before any processing.
-    event, created = create_or_fetch(
-        WebhookEvent,
-        values={
-            "shop": shop,
-            "delivery_key": delivery.delivery_key,
-            "event_type": delivery.event_type,
-            "body": body.decode(),
-            "status": Status.IGNORED if ignored else Status.RECEIVED,
-            "processed_at": timezone.now() if ignored else None,
-        },
-        fetch={"delivery_key": delivery.delivery_key},
-    )
-    event.shop = shop
-    return Receipt(event=event, shop=shop, duplicate=not created, payload=delivery.payload)
+    return shop, delivery
+
+
+def _inbox_store(rows: list[WebhookEvent]) -> dict[str, tuple[WebhookEvent | Exception, bool]]:
+    """Commit new inbox rows, in the order given; return (stored event, created) by delivery key.
+
+    One ``INSERT ... ON CONFLICT DO NOTHING``, committed on its own (in a savepoint inside a
+    caller's transaction): every delivery is durable before any processing. Keys stored already
+    are read back in one query. Should the statement fail for a reason other than an outage, each
+    row is stored alone, and only the one that cannot be stored reports its error.
+    """
+    if not rows:
+        return {}
+    try:
+        with transaction.atomic() if connection.in_atomic_block else nullcontext():
+            created = {event.delivery_key for event in insert_missing(WebhookEvent, rows, unique_fields=("delivery_key",))}
+    except DatabaseError as error:
+        if _database_down(error) or len(rows) == 1:
+            raise
+        stored: dict[str, tuple[WebhookEvent | Exception, bool]] = {}
+        for row in rows:
+            try:
+                stored.update(_inbox_store([row]))
+            except DatabaseError as alone:
+                if _database_down(alone):
+                    raise
+                stored[row.delivery_key] = (alone, False)
+        return stored
+    stored = {event.delivery_key: (event, True) for event in rows if event.delivery_key in created}
+    taken = [event.delivery_key for event in rows if event.delivery_key not in created]
+    if taken:
+        stored.update((event.delivery_key, (event, False)) for event in WebhookEvent.objects.filter(delivery_key__in=taken))
+    return stored
 
 
 # --- apply ---------------------------------------------------------------------------------
@@ -145,6 +232,24 @@ class Pending:
 
     event: WebhookEvent
     payload: OrderEvent | InventoryUpdate | OrderNotice | None = None
+
+
+def receipt_pending(receipt: Receipt) -> Pending | None:
+    """Return the stored event a receipt leaves to apply, or None when it is answered as it stands.
+
+    An ignored type, and a duplicate of an event already processed or failed, are answered at
+    once. A duplicate still ``received`` was stored by an attempt that never got to apply it (the
+    database went away, the process died) and was not acknowledged: this delivery applies it.
+    """
+    event = receipt.event
+    if event.status == Status.IGNORED or (receipt.duplicate and event.status != Status.RECEIVED):
+        return None
+    return Pending(event=event, payload=receipt.payload)
+
+
+def pending_fetches(pending: Pending) -> bool:
+    """Whether applying the event needs TikTok's order detail first (a network call, kept off batches)."""
+    return isinstance(pending.payload, OrderNotice)
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,7 @@ import logging
 import queue
 import threading
 import time
-from concurrent.futures import Future
+from concurrent.futures import Future, InvalidStateError
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -29,17 +29,30 @@ expiry_logger = logging.getLogger("creatorflow.expiry")
 
 
 @dataclass
-class _Job:
-    pending: Pending
-    future: Future
+class Job:
+    """A delivery or a stored event handed to the applier, and the futures its request waits on.
+
+    ``stored`` (deliveries only) resolves once the delivery is committed to the inbox, to its
+    ``inbox.Receipt`` or to the exception that refused it or kept it from being stored (an
+    outage raises instead); ``applied`` resolves to ``inbox.Applied`` once the batch holding its
+    event is committed (or raises the database error).
+    """
+
+    applied: Future
+    pending: Pending | None = None
+    delivery: tuple[bytes, str | None] | None = None
+    stored: Future | None = None
 
 
 class Applier(threading.Thread):
     """Apply this process's waiting inbox events in batches, one transaction per batch.
 
-    A request that stored a delivery hands it here and waits for its future. The applier takes
-    every job waiting (up to ``batch_max``) and applies them together (``inbox.webhooks_apply``),
-    in arrival order, then resolves their futures. At low load a batch is one event; under a
+    A request hands its delivery here (``receive``) and waits. The applier takes every job
+    waiting (up to ``batch_max``), stores their deliveries in one committed INSERT
+    (``inbox.webhooks_receive``), which is when each request may answer if it must, then applies
+    their events together (``inbox.webhooks_apply``) in arrival order and resolves their futures.
+    An event that needs TikTok's order detail first is left to its request, which fetches it and
+    hands the stored event back (``submit``). At low load a batch is one event; under a
     flash sale it holds tens, and the hot stock rows are locked once per batch instead of once per
     order. When idle it also applies events left ``received`` for ``orphan_seconds`` by a process
     that died between storing and applying them, on any server of the shared database.
@@ -48,7 +61,7 @@ class Applier(threading.Thread):
     def __init__(self, *, batch_max: int, sweep_seconds: float = 2.0) -> None:
         super().__init__(name="creatorflow-applier", daemon=True)
         self.batch_max, self.sweep_seconds = batch_max, sweep_seconds
-        self.jobs: queue.SimpleQueue[_Job] = queue.SimpleQueue()
+        self.jobs: queue.SimpleQueue[Job] = queue.SimpleQueue()
         self.batches = 0  # batches applied (diagnostics, tests)
         self.largest_batch = 0
         self._swept = time.monotonic()
@@ -57,11 +70,17 @@ class Applier(threading.Thread):
         # told they would be applied, so the applier tries them again with its next batch.
         self._owed: dict[int, Pending] = {}
 
+    def receive(self, body: bytes, signature: str | None) -> Job:
+        """Queue a delivery to store and apply with the next batch."""
+        job = Job(applied=Future(), delivery=(body, signature), stored=Future())
+        self.jobs.put(job)
+        return job
+
     def submit(self, pending: Pending) -> Future:
-        """Queue a stored event; its future resolves to ``inbox.Applied`` (or the database error)."""
-        future: Future = Future()
-        self.jobs.put(_Job(pending, future))
-        return future
+        """Queue a stored event; the future resolves to ``inbox.Applied`` (or the database error)."""
+        job = Job(applied=Future(), pending=pending)
+        self.jobs.put(job)
+        return job.applied
 
     def stop(self) -> None:
         """Stop after the batch in hand (tests; a server's applier runs as long as its process)."""
@@ -81,7 +100,7 @@ class Applier(threading.Thread):
                 if self.jobs.empty():
                     connection.close()  # back to the pool while idle
 
-    def _take(self) -> list[_Job]:
+    def _take(self) -> list[Job]:
         try:
             # With events owed from an outage, look again soon rather than at the next sweep.
             jobs = [self.jobs.get(timeout=1.0 if self._owed else self.sweep_seconds)]
@@ -94,10 +113,14 @@ class Applier(threading.Thread):
                 break
         return jobs
 
-    def _apply(self, jobs: list[_Job]) -> None:
+    def _apply(self, jobs: list[Job]) -> None:
         connection.close_if_unusable_or_obsolete()
+        self._store([job for job in jobs if job.delivery is not None])
+        jobs = [job for job in jobs if job.pending is not None]
         owed, self._owed = self._owed, {}
         pending = [*owed.values(), *(job.pending for job in jobs if job.pending.event.pk not in owed)]
+        if not pending:
+            return
         self.batches += 1
         self.largest_batch = max(self.largest_batch, len(pending))
         try:
@@ -105,15 +128,30 @@ class Applier(threading.Thread):
         except Exception as error:  # noqa: BLE001 - a database outage: every waiter hears of it (503)
             self._owed.update(owed)
             for job in jobs:
-                if job.future.cancelled():  # answered "queued": still ours to apply
+                if job.applied.cancelled():  # answered "queued": still ours to apply
                     self._owed[job.pending.event.pk] = job.pending
-                elif not job.future.done():
-                    job.future.set_exception(error)
+                else:
+                    _resolve(job.applied, exception=error)
             raise
         for job in jobs:
-            result = results.get(job.pending.event.pk)
-            if not job.future.done():
-                job.future.set_result(result)
+            _resolve(job.applied, result=results.get(job.pending.event.pk))
+
+    def _store(self, jobs: list[Job]) -> None:
+        """Commit the jobs' deliveries to the inbox; the ones to apply now join the batch."""
+        if not jobs:
+            return
+        try:
+            receipts = inbox.webhooks_receive([job.delivery for job in jobs])
+        except Exception as error:  # noqa: BLE001 - a database outage: nothing stored, every sender hears (503)
+            for job in jobs:
+                job.stored.set_exception(error)
+            return
+        for job, receipt in zip(jobs, receipts, strict=True):
+            if isinstance(receipt, inbox.Receipt):
+                pending = inbox.receipt_pending(receipt)
+                if pending is not None and not inbox.pending_fetches(pending):
+                    job.pending = pending
+            job.stored.set_result(receipt)  # or what refused it, or kept it from being stored
 
     def _sweep(self) -> None:
         """Apply events left ``received`` too long: their process died between storing and applying."""
@@ -130,6 +168,17 @@ class Applier(threading.Thread):
         if orphans:
             logger.info("inbox applier picks up %d event(s) left received", len(orphans))
             inbox.webhooks_apply([Pending(event=event) for event in orphans])
+
+
+def _resolve(future: Future, *, result=None, exception: Exception | None = None) -> None:
+    """Resolve a job's future unless its request stopped waiting for it (answered "queued")."""
+    try:
+        if exception is not None:
+            future.set_exception(exception)
+        else:
+            future.set_result(result)
+    except InvalidStateError:
+        pass  # cancelled meanwhile
 
 
 _applier: Applier | None = None

@@ -1,6 +1,7 @@
 """The group-committed inbox: batches, a bad event among good ones, crash recovery, racing appliers,
 and the statement budget of the order path."""
 
+import json
 import threading
 from contextlib import nullcontext
 from dataclasses import replace
@@ -101,6 +102,43 @@ def test_an_event_left_received_by_a_crash_is_applied_by_the_next_applier_withou
     assert Stock.objects.get(product=product).reserved == 1
 
 
+def test_an_applier_stores_the_deliveries_waiting_in_one_batch_and_applies_them_with_it(shop, make_product, make_shop):
+    product = make_product(shop.creator, stock=10)
+    stranger = make_shop(shop.creator, shop_id="other-shop", app_secret="another-secret")
+    first, second = (order_body(shop, order_id=f"BATCH-{n}", items=[(product.external_id, 2)]) for n in range(2))
+    ignored = json.dumps({"type": "PRODUCT_CHANGE", "shop_id": shop.shop_id, "timestamp": 1, "data": {}}).encode()
+    applier = Applier(batch_max=50)
+    # Handed over before the applier runs: all of them are waiting when it takes its first batch.
+    jobs = [
+        applier.receive(first, signed(shop, first)),
+        applier.receive(second, signed(stranger, second)),  # signed with another shop's secret
+        applier.receive(second, signed(shop, second)),
+        applier.receive(first, signed(shop, first)),  # a retry arriving with the original
+        applier.receive(ignored, signed(shop, ignored)),
+        applier.receive(ignored.replace(shop.shop_id.encode(), b"nobody"), "0" * 64),
+    ]
+    applier.start()
+    try:
+        received = [job.stored.result(timeout=30) for job in jobs]
+        applied = {index: job.applied.result(timeout=30) for index, job in enumerate(jobs) if job.pending is not None}
+    finally:
+        applier.stop()
+        applier.join(timeout=10)
+
+    kept, refused, other, retry, skipped, unknown = received
+    assert (type(refused), type(unknown)) == (inbox.WebhookSignatureError, inbox.WebhookShopUnknown)
+    assert (kept.duplicate, other.duplicate, retry.duplicate, skipped.duplicate) == (False, False, True, False)
+    assert retry.event.pk == kept.event.pk and skipped.event.status == Status.IGNORED
+    # The first delivery and its retry are one event, applied once; the ignored one is not applied.
+    assert {index: result.status for index, result in applied.items()} == {0: Status.PROCESSED, 2: Status.PROCESSED,
+                                                                          3: Status.PROCESSED}
+    assert applier.batches == 1
+    assert WebhookEvent.objects.count() == 3
+    assert WebhookEvent.objects.get(pk=kept.event.pk).attempts == 1
+    assert sorted(Order.objects.values_list("external_id", flat=True)) == ["BATCH-0", "BATCH-1"]
+    assert Stock.objects.get(product=product).reserved == 4
+
+
 @pytest.mark.postgres
 def test_two_appliers_at_once_never_apply_an_event_twice(shop, make_product):
     product = make_product(shop.creator, stock=30)
@@ -163,6 +201,11 @@ def test_statement_budget_of_one_webhook_and_of_a_batch(shop, make_product):
     receive = _statements(lambda: receipts.append(inbox.webhook_receive(body=body, signature=signed(shop, body))),
                           applying=False)
     apply_one = _statements(lambda: inbox.webhooks_apply([inbox.Pending(receipts[0].event, receipts[0].payload)]))
+    # An applier stores what waits for it together: fifty deliveries, two of them stored already.
+    deliveries = [order_body(shop, order_id=f"STORE-{n}", items=[(products[0].external_id, 1)]) for n in range(48)]
+    deliveries = [(delivery, signed(shop, delivery)) for delivery in [*deliveries, body, deliveries[0]]]
+    stored_fifty = []
+    receive_fifty = _statements(lambda: stored_fifty.extend(inbox.webhooks_receive(deliveries)), applying=False)
     # The first burst raises the SKUs' selling-fast alerts; the two measured batches then meet
     # the same alert state, so what differs between them is the number of orders alone.
     burst = batch_of(50, "BURST")
@@ -173,8 +216,11 @@ def test_statement_budget_of_one_webhook_and_of_a_batch(shop, make_product):
     apply_fifty = _statements(lambda: inbox.webhooks_apply(large), fifty)
 
     assert Order.objects.count() == 106
+    assert WebhookEvent.objects.count() == 106 + 48
     assert first_burst <= APPLY_BATCH_BUDGET + 3 * 3, first_burst  # + three alerts written
     assert receive <= RECEIVE_BUDGET, receive
+    assert [receipt.duplicate for receipt in stored_fifty] == [False] * 48 + [True, True]
+    assert receive_fifty <= RECEIVE_BUDGET + 1, receive_fifty  # + reading back the two stored already
     assert apply_one <= APPLY_ONE_BUDGET, apply_one
     assert apply_fifty <= APPLY_BATCH_BUDGET, apply_fifty
     # O(1) in the batch's size: fifty orders cost what five do.

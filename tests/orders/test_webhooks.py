@@ -1,11 +1,12 @@
 """POST /webhooks/tiktok/: verification, the durable inbox, both payload shapes, failures and replay."""
 
+import asyncio
 import json
 import threading
 import time
 
 import pytest
-from asgiref.sync import sync_to_async
+from asgiref.sync import async_to_sync, sync_to_async
 from asgiref.testing import ApplicationCommunicator
 from django.db import connections
 
@@ -508,31 +509,24 @@ def test_each_webhook_logs_one_line_without_secret_or_signature(shop, make_produ
 
 
 def _post_all(bodies_and_signatures, *, threads: int):
-    """POST every (body, signature) from ``threads`` threads released at the same moment."""
-    from django.test import Client
+    """POST every (body, signature) through the ASGI application as a server would, ``threads`` at a time.
 
-    barrier = threading.Barrier(threads)
-    answers, lock = [], threading.Lock()
-    chunks = [bodies_and_signatures[index::threads] for index in range(threads)]
+    The deliveries wait for this process's applier together, as a burst does under a server.
+    """
 
-    def worker(chunk):
-        client = Client()
-        try:
-            barrier.wait(timeout=30)
-            for body, signature in chunk:
-                response = client.post(WEBHOOK_URL, data=body, content_type="application/json",
-                                       HTTP_AUTHORIZATION=signature)
-                with lock:
-                    answers.append((response.status_code, response.json()))
-        finally:
-            connections.close_all()
+    async def post_all():
+        gate = asyncio.Semaphore(threads)
 
-    workers = [threading.Thread(target=worker, args=(chunk,)) for chunk in chunks]
-    for thread in workers:
-        thread.start()
-    for thread in workers:
-        thread.join(timeout=120)
-    return answers
+        async def post(body: bytes, signature: str):
+            async with gate:
+                status, _, answer = await _asgi_request(
+                    "POST", WEBHOOK_URL, body, [(b"content-type", b"application/json"), (b"authorization", signature.encode())]
+                )
+            return status, json.loads(answer)
+
+        return await asyncio.gather(*(post(body, signature) for body, signature in bodies_and_signatures))
+
+    return async_to_sync(post_all)()
 
 
 @pytest.mark.postgres
