@@ -8,7 +8,7 @@ import time
 import pytest
 from asgiref.sync import async_to_sync, sync_to_async
 from asgiref.testing import ApplicationCommunicator
-from django.db import connections
+from django.db import connections, transaction
 
 from creatorflow.asgi import application
 from inventory.models import InventoryAlert, Product, Reservation, Stock, StockMovement, Warehouse
@@ -543,6 +543,52 @@ def test_simultaneous_duplicate_deliveries_have_exactly_one_effect(shop, make_pr
     assert Order.objects.count() == 1
     assert _stock(product).reserved == 5
     assert Reservation.objects.count() == 1
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_a_delivery_the_held_up_applier_cannot_store_in_time_is_stored_by_its_request(shop, make_product, settings):
+    """The applier waits on a lock while applying one order; the next delivery is still stored and answered in time."""
+    settings.CREATORFLOW = {**settings.CREATORFLOW, "INBOX_ANSWER_WITHIN_SECONDS": 1}
+    product = make_product(shop.creator, stock=10, external_id="LOCKED")
+    held, behind = (order_body(shop, order_id=name, items=[("LOCKED", 1)]) for name in ("HELD", "BEHIND"))
+    locked, release = threading.Event(), threading.Event()
+
+    def hold_the_stock_row():
+        with transaction.atomic():
+            Stock.objects.select_for_update().get(product=product)
+            locked.set()
+            release.wait(timeout=30)
+        connections.close_all()
+
+    async def post(body: bytes) -> dict:
+        headers = [(b"content-type", b"application/json"), (b"authorization", signed(shop, body).encode())]
+        return json.loads((await _asgi_request("POST", WEBHOOK_URL, body, headers))[2])
+
+    async def post_both():
+        first = asyncio.create_task(post(held))
+        await asyncio.sleep(0.3)  # the applier has stored HELD and now waits for the stock row
+        second = await post(behind)
+        stored_meanwhile = await WebhookEvent.objects.filter(body=behind.decode()).aexists()
+        return await first, second, stored_meanwhile
+
+    holder = threading.Thread(target=hold_the_stock_row)
+    holder.start()
+    try:
+        assert locked.wait(timeout=10)
+        first, second, stored_meanwhile = async_to_sync(post_both)()
+    finally:
+        release.set()
+        holder.join(timeout=30)
+
+    assert (first["status"], second["status"]) == ("queued", "queued")
+    assert stored_meanwhile  # by its request, while the applier was still held
+    deadline = time.monotonic() + 20
+    while WebhookEvent.objects.filter(status="processed").count() < 2 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert sorted(WebhookEvent.objects.values_list("status", "attempts")) == [("processed", 1), ("processed", 1)]
+    assert sorted(Order.objects.values_list("external_id", flat=True)) == ["BEHIND", "HELD"]
+    assert _stock(product).reserved == 2
 
 
 @pytest.mark.postgres
