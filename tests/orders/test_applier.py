@@ -9,7 +9,7 @@ from datetime import timedelta
 from decimal import Decimal
 
 import pytest
-from django.db import connection, transaction
+from django.db import IntegrityError, connection, transaction
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
@@ -137,6 +137,19 @@ def test_an_applier_stores_the_deliveries_waiting_in_one_batch_and_applies_them_
     assert WebhookEvent.objects.get(pk=kept.event.pk).attempts == 1
     assert sorted(Order.objects.values_list("external_id", flat=True)) == ["BATCH-0", "BATCH-1"]
     assert Stock.objects.get(product=product).reserved == 4
+
+
+def test_an_inbox_row_that_cannot_be_stored_errs_alone_and_its_batch_mates_are_stored(shop):
+    # The batch's INSERT fails on one row (its shop is gone), so every row is stored on its own.
+    kept = WebhookEvent(shop=shop, delivery_key="kept", event_type="x", body="{}", status=Status.RECEIVED)
+    orphan = WebhookEvent(shop_id=shop.pk + 10_000, delivery_key="orphan", event_type="x", body="{}", status=Status.RECEIVED)
+    also = WebhookEvent(shop=shop, delivery_key="also", event_type="x", body="{}", status=Status.RECEIVED)
+
+    stored = inbox._inbox_store([also, kept, orphan])
+
+    assert {key: created for key, (_, created) in stored.items()} == {"also": True, "kept": True, "orphan": False}
+    assert isinstance(stored["orphan"][0], IntegrityError)
+    assert sorted(WebhookEvent.objects.values_list("delivery_key", flat=True)) == ["also", "kept"]
 
 
 @pytest.mark.postgres
