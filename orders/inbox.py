@@ -128,16 +128,16 @@ def webhooks_receive(deliveries: Sequence[tuple[bytes, str | None]]) -> list[Rec
             results[index] = rejection
     wanted = sorted({document["shop_id"] for document in documents.values()})
     shops = {shop.shop_id: shop for shop in _shops_read.objects(shop_ids=wanted)} if wanted else {}
-    verified: dict[int, tuple[ShopConnection, Delivery, bytes]] = {}
+    verified: dict[int, tuple[ShopConnection, Delivery]] = {}
     for index, document in documents.items():
         body, signature = deliveries[index]
         try:
-            verified[index] = (*_verified(document, body=body, signature=signature, shops=shops), body)
+            verified[index] = _verified(document, body=body, signature=signature, shops=shops)
         except WebhookRejected as rejection:
             results[index] = rejection
     now = timezone.now()
     rows: dict[str, WebhookEvent] = {}
-    for shop, delivery, body in verified.values():
+    for index, (shop, delivery) in verified.items():
         ignored = delivery.payload is None
         rows.setdefault(
             delivery.delivery_key,
@@ -145,13 +145,13 @@ def webhooks_receive(deliveries: Sequence[tuple[bytes, str | None]]) -> list[Rec
                 shop=shop,
                 delivery_key=delivery.delivery_key,
                 event_type=delivery.event_type,
-                body=body.decode(),
+                body=deliveries[index][0].decode(),
                 status=Status.IGNORED if ignored else Status.RECEIVED,
                 processed_at=now if ignored else None,
             ),
         )
     stored = _inbox_store([rows[key] for key in sorted(rows)])
-    for index, (shop, delivery, _) in verified.items():
+    for index, (shop, delivery) in verified.items():
         event, created = stored[delivery.delivery_key]
         if isinstance(event, Exception):
             results[index] = event

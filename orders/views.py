@@ -131,11 +131,10 @@ async def _received(body: bytes, signature: str | None, *, until: float) -> _Sto
     except TimeoutError:
         return await sync_to_async(_store)(body, signature)
     stored = _stored(received)
-    if stored.pending is None:
-        return stored
-    if inbox.pending_fetches(stored.pending):
+    if job.pending is not None:  # the batch that stored it applies it
+        stored.applying = job.applied
+    elif stored.pending is not None:  # left to this request: fetch TikTok's order detail first
         return await sync_to_async(_read)(stored)
-    stored.applying = job.applied
     return stored
 
 
