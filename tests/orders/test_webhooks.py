@@ -257,6 +257,22 @@ async def test_webhooks_are_served_without_the_browsers_middleware_and_pages_wit
     assert page_status == 200 and page_headers[b"x-frame-options"] == b"DENY"  # pages keep every middleware
 
 
+@pytest.mark.django_db(transaction=True)
+async def test_over_asgi_a_tiktok_notice_is_stored_by_the_applier_and_fetched_by_its_request(tiktok_shop, fake_tiktok,
+                                                                                              make_product):
+    product = await sync_to_async(make_product)(tiktok_shop.creator, stock=5, external_id="P-1")
+    fake_tiktok.order_add("T-ASGI", lines=[("P-1", 2, "4.00")], total="8.00", currency="GBP")
+    body = tiktok_body(tiktok_shop, notification_id="n-asgi", order_id="T-ASGI")
+
+    status, _, answer = await _asgi_request(
+        "POST", WEBHOOK_URL, body, [(b"content-type", b"application/json"), (b"authorization", signed(tiktok_shop, body).encode())]
+    )
+
+    assert (status, json.loads(answer)["status"]) == (200, "processed")
+    assert await sync_to_async(lambda: _stock(product).reserved)() == 2
+    assert [(seen.path, seen.query["ids"]) for seen in fake_tiktok.requests] == [("/order/202309/orders", "T-ASGI")]
+
+
 # --- unknown types and duplicates ----------------------------------------------------------
 
 
