@@ -153,16 +153,20 @@ def sync_operations_recent_many(*, creator_ids: Iterable[int], limit: int = SYNC
     if len(found) == 1:  # one creator: a plain LIMIT, cheaper to build than the ranking
         (creator_id,) = found
         return {creator_id: _sync_operations_recent(creator_id)}
-    ranked = (
-        SyncOperation.objects.filter(creator_id__in=list(found))
+    for operation in _sync_operations_read_many.objects(creator_ids=list(found), limit=limit):
+        found[operation.creator_id].append(operation)
+    return found
+
+
+@prepared
+def _sync_operations_read_many(*, creator_ids: list[int], limit: int):
+    return (
+        SyncOperation.objects.filter(creator_id__in=creator_ids)
         .select_related("shop")
         .annotate(rank=Window(RowNumber(), partition_by=F("creator_id"), order_by=_SYNC_OPERATIONS_ORDER))
         .filter(rank__lte=limit)
         .order_by("creator_id", "rank")
     )
-    for operation in ranked:
-        found[operation.creator_id].append(operation)
-    return found
 
 
 def orders_currency(*, creator_id: int) -> str:
