@@ -37,7 +37,7 @@ from .events import InventoryUpdate, OrderError, OrderEvent, OrderNotice
 from .models import ShopConnection, WebhookEvent
 from .payloads import Delivery, PayloadError, delivery_parse, order_event_from_api, webhook_parse
 from .services import orders_apply, stock_update_apply
-from .streams import stream_failure_record, stream_record
+from .streams import stream_failure_record, streams_record_processed
 from .tiktok import TikTokClient
 
 logger = logging.getLogger("creatorflow.webhooks")
@@ -347,8 +347,7 @@ def _apply_claimed(batch: list[Pending], *, now) -> dict[int, Applied]:
         per_shop: dict[int, list[Pending]] = defaultdict(list)
         for pending in processed.values():
             per_shop[pending.event.shop_id].append(pending)
-        for shop_events in per_shop.values():
-            stream_record(shop=shop_events[0].event.shop, now=now, processed=len(shop_events))
+        streams_record_processed(processed={events[0].event.shop: len(events) for events in per_shop.values()}, now=now)
         results.update({event_id: Applied(Status.PROCESSED) for event_id in processed})
     return results
 

@@ -21,7 +21,7 @@ from orders import inbox
 from orders import locks as order_locks
 from orders import services as order_services
 from orders.events import OrderLine
-from orders.models import Order, WebhookEvent
+from orders.models import Order, SyncOperation, WebhookEvent
 from orders.runtime import Applier
 
 from .conftest import order_body, signed
@@ -238,6 +238,36 @@ def test_statement_budget_of_one_webhook_and_of_a_batch(shop, make_product):
     assert apply_fifty <= APPLY_BATCH_BUDGET, apply_fifty
     # O(1) in the batch's size: fifty orders cost what five do.
     assert apply_fifty == apply_five, "\n".join(fifty)
+
+
+def test_a_batch_over_many_shops_costs_what_a_batch_over_two_does(make_creator, make_shop, make_product, uses_postgres):
+    """A busy hour's batch holds the orders of many sellers: its statements do not grow with them.
+
+    Each shop's webhook stream counts the batch's events of that shop; on PostgreSQL the running
+    streams are counted together (elsewhere, one statement per shop).
+    """
+    sellers = []
+    for n in range(8):
+        creator = make_creator(f"seller-{n}")
+        sellers.append((make_shop(creator), make_product(creator, stock=1_000)))
+
+    def batch(prefix: str, count: int) -> list[inbox.Pending]:
+        return [stored(shop, order_body(shop, order_id=f"{prefix}-{n}", items=[(product.external_id, 1)]))
+                for n, (shop, product) in enumerate(sellers[:count])]
+
+    inbox.webhooks_apply(batch("FIRST", 8))  # each shop's first order starts its stream
+    small, large = batch("TWO", 2), batch("EIGHT", 8)
+    two, eight = [], []
+    apply_two = _statements(lambda: inbox.webhooks_apply(small), two)
+    apply_eight = _statements(lambda: inbox.webhooks_apply(large), eight)
+
+    streams = dict(SyncOperation.objects.filter(type=SyncOperation.Type.WEBHOOK_STREAM).values_list("shop_id", "processed_count"))
+    assert streams == {shop.pk: 3 if n < 2 else 2 for n, (shop, _) in enumerate(sellers)}
+    assert set(SyncOperation.objects.filter(type=SyncOperation.Type.WEBHOOK_STREAM).values_list("status", flat=True)) == {"running"}
+    if uses_postgres:
+        assert apply_eight == apply_two, "\n".join(eight)
+    else:
+        assert apply_eight == apply_two + 6  # one stream update more per shop
 
 
 def test_the_reads_of_the_order_path_are_prepared_and_none_falls_back_to_the_orm(shop, make_product):
