@@ -222,14 +222,23 @@ def alerts_open(
 
     With ``product_ids``, only the alerts of those products.
     """
+    if product_ids is None and limit == ALERTS_OPEN_LIMIT:  # the dashboard's list, on every publish that changes it
+        return _alerts_listed_read.objects(creator_id=creator_id)
+    return list(_alerts_open(creator_id, product_ids)[:limit])
+
+
+def _alerts_open(creator_id: int, product_ids: Sequence[int] | None = None):
     alerts = InventoryAlert.objects.filter(creator_id=creator_id, status__in=InventoryAlert.OPEN_STATUSES)
     if product_ids is not None:
         alerts = alerts.filter(product_id__in=list(product_ids))
-    return list(
-        alerts.select_related("product")
-        .annotate(severity_order=_SEVERITY_ORDER, status_order=_STATUS_ORDER)
-        .order_by(*ALERTS_OPEN_ORDER)[:limit]
+    return alerts.select_related("product").annotate(severity_order=_SEVERITY_ORDER, status_order=_STATUS_ORDER).order_by(
+        *ALERTS_OPEN_ORDER
     )
+
+
+@prepared
+def _alerts_listed_read(*, creator_id: int):
+    return _alerts_open(creator_id)[:ALERTS_OPEN_LIMIT]
 
 
 @prepared
