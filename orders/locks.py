@@ -4,7 +4,7 @@ from collections.abc import Iterable
 
 from creatorflow.prepared import prepared
 
-from .models import Order, ShopConnection
+from .models import Order, ShopConnection, SyncOperation
 
 
 def order_lock(*, order_id: int) -> Order:
@@ -44,3 +44,15 @@ def order_lock_or_create(*, creator_id: int, external_id: str, defaults: dict) -
 def shop_lock(*, shop_id: str) -> ShopConnection | None:
     """Lock and return the shop connection with this TikTok shop id, None when there is none."""
     return ShopConnection.objects.select_for_update().filter(shop_id=shop_id).first()
+
+
+@prepared
+def _running_streams(*, shop_ids: list[int]):
+    return SyncOperation.objects.select_for_update().filter(
+        shop_id__in=shop_ids, type=SyncOperation.Type.WEBHOOK_STREAM, status=SyncOperation.Status.RUNNING
+    ).order_by("pk")
+
+
+def running_streams_lock(*, shop_ids: Iterable[int]) -> list[SyncOperation]:
+    """Lock the running webhook streams of these shops, in primary-key order."""
+    return _running_streams.objects(shop_ids=sorted(set(shop_ids)))

@@ -3,13 +3,14 @@
 from collections.abc import Mapping
 from datetime import datetime
 
-from django.db import connection
 from django.db.models import F
 
 from creatorflow.changes import SYNC, changes_mark
+from creatorflow.db import rows_update
 from creatorflow.health import health_record
 from creatorflow.models import SystemHealth
 
+from .locks import running_streams_lock
 from .models import ShopConnection, SyncOperation
 
 HEALTH_COMPONENT = "tiktok_webhook"
@@ -61,37 +62,22 @@ def stream_record(*, shop: ShopConnection, now: datetime, processed: int = 1, er
 def streams_record_processed(*, processed: Mapping[ShopConnection, int], now: datetime) -> None:
     """Count applied events on several shops' streams (shop → events), as ``stream_record`` does for each.
 
-    A batch in a busy hour holds the orders of many shops. On PostgreSQL the streams that are
-    running, nearly all of them, are counted in one ``UPDATE ... FROM (VALUES ...)``; a stream
-    that is new, or failed and now recovers, is then written on its own by ``stream_record``.
+    A batch in a busy hour holds the orders of many shops. The streams that are running, nearly
+    all of them, are locked in one read and written in one statement; a stream that is new, or
+    failed and now recovers, is written on its own by ``stream_record``.
     """
-    running: set[int] = set()
-    if len(processed) > 1 and connection.vendor == "postgresql":
-        running = _running_streams_count({shop.pk: count for shop, count in processed.items()}, now)
+    running: dict[int, SyncOperation] = {}
+    if len(processed) > 1:  # one shop's running stream is one UPDATE (stream_record)
+        running = {stream.shop_id: stream for stream in running_streams_lock(shop_ids=[shop.pk for shop in processed])}
     for shop, count in processed.items():
-        if shop.pk in running:
-            changes_mark(shop.creator_id, SYNC)
-        else:
+        stream = running.get(shop.pk)
+        if stream is None:
             stream_record(shop=shop, now=now, processed=count)
-
-
-def _running_streams_count(counts: Mapping[int, int], now: datetime) -> set[int]:
-    """Add each shop's count to its running webhook stream; return the shops whose stream was running."""
-    meta, quote = SyncOperation._meta, connection.ops.quote_name
-    table = quote(meta.db_table)
-    shop, processed, last_event_at, updated_at, kind, status = (
-        quote(meta.get_field(name).column) for name in ("shop", "processed_count", "last_event_at", "updated_at", "type", "status")
-    )
-    rows = ", ".join(["(%s::bigint, %s::integer)"] * len(counts))
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"UPDATE {table} SET {processed} = {table}.{processed} + v.n, {last_event_at} = %s, {updated_at} = %s "
-            f"FROM (VALUES {rows}) AS v (shop_id, n) "
-            f"WHERE {table}.{shop} = v.shop_id AND {table}.{kind} = %s AND {table}.{status} = %s RETURNING {table}.{shop}",
-            [now, now, *(value for pair in sorted(counts.items()) for value in pair),
-             SyncOperation.Type.WEBHOOK_STREAM, SyncOperation.Status.RUNNING],
-        )
-        return {row[0] for row in cursor.fetchall()}
+            continue
+        stream.processed_count += count
+        stream.last_event_at = stream.updated_at = now
+        changes_mark(shop.creator_id, SYNC)
+    rows_update(list(running.values()), ["processed_count", "last_event_at", "updated_at"])
 
 
 def stream_failure_record(*, shop: ShopConnection, event_id: int, event_type: str, error: str, now: datetime) -> None:
