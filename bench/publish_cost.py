@@ -7,7 +7,8 @@ Recreates a scratch database (``--database``), seeds one creator through the ser
 products with stock, a running LIVE session (none with ``--no-live``) and ``--orders`` paid orders of 1–3 lines over the
 last two hours. Then, in this one process (no server, nothing else running), it times
 ``--repeat`` times each: the metrics recompute of an order publish, every fragment an order
-publish renders, and the whole publish (metrics, render, group send on the channel layer). It
+publish renders, and the whole publish (metrics, render, group send on the channel layer, to a
+dashboard kept open on a loop of its own). It
 reports milliseconds of wall time and of CPU (the whole process), and SQL statements, per call.
 The whole publish is timed as from a command (``async_to_sync`` starts an event loop and a
 channel-layer connection per send) and as from a server process (sends on the server's loop), with
@@ -95,6 +96,30 @@ def server_loop_start() -> None:
     asyncio.run_coroutine_threadsafe(register(), loop).result(timeout=5)
 
 
+def dashboards_open(creator_ids) -> None:
+    """Join the creators' groups from a loop of its own and drain what arrives, as an open tab does.
+
+    Pushes are rendered only for creators with a dashboard open (``runtime.groups_watched``).
+    """
+    from channels.layers import get_channel_layer  # noqa: PLC0415
+    from realtime.broadcast import creator_group  # noqa: PLC0415
+
+    layer, loop = get_channel_layer(), asyncio.new_event_loop()
+    threading.Thread(target=loop.run_forever, name="bench-dashboards", daemon=True).start()
+
+    async def open_and_drain() -> None:
+        channel = await layer.new_channel()
+        for creator_id in creator_ids:
+            await layer.group_add(creator_group(creator_id), channel)
+        asyncio.get_running_loop().create_task(drain(channel))
+
+    async def drain(channel) -> None:
+        while True:
+            await layer.receive(channel)
+
+    asyncio.run_coroutine_threadsafe(open_and_drain(), loop).result(timeout=10)
+
+
 def measure(call, repeat: int) -> dict:
     from django.db import connection  # noqa: PLC0415
     from django.test.utils import CaptureQueriesContext  # noqa: PLC0415
@@ -155,6 +180,7 @@ def cycle_figures(args) -> dict:
         changes[creator.pk] = change
     print(f"seeded {args.cycle_creators} more creators for the cycles in {time.monotonic() - started:.0f} s")
     creator_ids = list(changes)
+    dashboards_open(creator_ids)
     figures = {}
     for size in sorted({1, 5, 20, args.cycle_creators} & set(range(1, args.cycle_creators + 1))):
         cycle = {creator_id: changes[creator_id] for creator_id in creator_ids[:size]}
@@ -192,6 +218,7 @@ def main() -> None:
     from creatorflow.changes import INVENTORY, ORDERS, SYNC, Change  # noqa: PLC0415
     from orders.models import Order  # noqa: PLC0415
 
+    dashboards_open([creator_id])
     metric_types = {publisher.METRIC_TYPES_BY_TOPIC[topic] for topic in ORDER_TOPICS}
     whole = Change.of(*ORDER_TOPICS)  # the topics as a whole: every fragment of theirs re-rendered
     order = Order.objects.filter(creator_id=creator_id).order_by("-pk").prefetch_related("items").first()

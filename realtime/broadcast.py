@@ -36,6 +36,8 @@ def dashboard_push(*, creator_id: int, change: Change) -> None:
 def dashboards_push(changes: Mapping[int, Change], *, stamp: float | None = None) -> None:
     """Render what each creator's change altered, once, and send it to the creator's group.
 
+    Only creators with a dashboard open somewhere are rendered for (``runtime.groups_watched``).
+
     Whole fragments go as ``fragments`` (name → HTML), rows pushed on their own as ``rows``
     (fragment → row id → HTML; ``fragments.push_plan`` decides which). Several creators are
     read together (``fragments.push_render_many``); when that fails, it raises, so the publisher
@@ -44,6 +46,8 @@ def dashboards_push(changes: Mapping[int, Change], *, stamp: float | None = None
     push is corrected by its next one or by the snapshot it gets when it reconnects.
     """
     try:
+        watched = runtime.groups_watched([creator_group(creator_id) for creator_id in changes])
+        changes = {creator_id: change for creator_id, change in changes.items() if creator_group(creator_id) in watched}
         pushes = {creator_id: fragments.push_plan(creator_id=creator_id, change=change) for creator_id, change in changes.items()}
         pushes = {creator_id: push for creator_id, push in pushes.items() if push.fragments or push.rows}
         if not pushes:

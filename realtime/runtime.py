@@ -12,12 +12,14 @@ import threading
 import time
 import weakref
 from collections import defaultdict
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 
 import redis  # channels-redis's own client library
 import redis.asyncio
 from channels.db import database_sync_to_async
+from channels.layers import InMemoryChannelLayer, get_channel_layer
+from channels_redis.pubsub import RedisPubSubChannelLayer
 from django.conf import settings
 from django.db import connection
 
@@ -104,6 +106,61 @@ class LayerWatch:
 
 
 LAYER_WATCH = LayerWatch()
+
+
+# --- which creators have a dashboard open --------------------------------------------------------
+
+
+class PubSubWatchers:
+    """Which groups of the Redis Pub/Sub channel layer have a member on any server process.
+
+    Over Pub/Sub a group is a Redis channel that each process with a member subscribes to (and
+    leaves when its last member does, or when it dies with its connection); ``PUBSUB NUMSUB``
+    counts those subscriptions for every group of a publishing cycle in one round trip. When
+    Redis does not answer, every group counts as watched and the push is tried as before.
+    """
+
+    def __init__(self, url: str, prefix: str) -> None:
+        self.client = redis.Redis.from_url(url, socket_timeout=0.5, socket_connect_timeout=0.5)
+        self.prefix = prefix
+
+    def watched(self, groups: Sequence[str]) -> set[str]:
+        # The name channels_redis gives a group's Pub/Sub channel (RedisPubSubLoopLayer).
+        try:
+            counts = self.client.pubsub_numsub(*(f"{self.prefix}__group__{group}" for group in groups))
+        except redis.RedisError:
+            return set(groups)
+        return {group for group, (_, subscribers) in zip(groups, counts, strict=True) if subscribers}
+
+
+_pubsub_watchers: PubSubWatchers | None = None
+
+
+def groups_watched(groups: Sequence[str]) -> set[str]:
+    """Return the channel-layer groups, of ``groups``, that have a member: an open dashboard.
+
+    Most sellers sharing the servers are not watching while one of them sells: a push rendered
+    for a group nobody is in is work for nobody. A tab that opens later gets its snapshot, which
+    it renders after joining its group, so it misses nothing. The in-memory layer keeps its
+    members in the process; the Redis Pub/Sub layer is asked (``PubSubWatchers``); a layer that
+    cannot tell counts every group as watched.
+    """
+    global _pubsub_watchers  # noqa: PLW0603 - one client per process
+    if not groups:
+        return set()
+    layer = get_channel_layer()
+    if layer is None:
+        return set()
+    if isinstance(layer, InMemoryChannelLayer):
+        return {group for group in groups if layer.groups.get(group)}
+    config = settings.CHANNEL_LAYERS["default"].get("CONFIG", {})
+    if not isinstance(layer, RedisPubSubChannelLayer) or len(config.get("hosts", [])) != 1:
+        return set(groups)  # sharded over several Redis hosts: which one holds a group is the layer's to know
+    prefix = config.get("prefix", "asgi")
+    if _pubsub_watchers is None or _pubsub_watchers.prefix != prefix:
+        (host,) = config["hosts"]
+        _pubsub_watchers = PubSubWatchers(host["address"] if isinstance(host, dict) else host, prefix)
+    return _pubsub_watchers.watched(groups)
 
 
 # --- coalesced publishing ----------------------------------------------------------------------

@@ -51,6 +51,11 @@ class GroupListener:
             except TimeoutError:
                 return messages
 
+    def leave(self, *groups: str) -> None:
+        """Leave groups, as a dashboard does when its tab closes."""
+        for group in groups:
+            self._run(self.layer.group_discard(group, self.channel))
+
     def close(self) -> None:
         self._run(self.layer.flush())
         self.loop.call_soon_threadsafe(self.loop.stop)

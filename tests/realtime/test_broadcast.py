@@ -10,6 +10,7 @@ from django.test.utils import CaptureQueriesContext
 
 from creatorflow.changes import Change
 from creatorflow.health import health_record
+from realtime import runtime
 from realtime.broadcast import FRAGMENTS_EVENT, creator_group, dashboard_push
 from realtime.models import DashboardMetric
 from realtime.publisher import changes_publish, changes_publish_many
@@ -148,10 +149,11 @@ def test_a_process_wide_status_reaches_every_dashboard_only_when_it_changes(
 
 
 def test_a_publish_reads_the_time_zone_live_session_and_currency_once(
-    creator, shop, make_product, place_order, django_capture_on_commit_callbacks
+    creator, shop, make_product, place_order, django_capture_on_commit_callbacks, group_listener
 ):
     from realtime.live.services import live_start
 
+    group_listener(creator_group(creator.pk))  # a dashboard is open: the push is rendered
     hot = make_product(creator, stock=100, name="Shared serum")
     live_start(creator_id=creator.pk, title="Shared reads")
     order = place_order(shop, hot)  # no currency on the order: the rows ask for the seller's
@@ -217,3 +219,37 @@ def test_a_creator_that_fails_in_a_cycle_does_not_hold_back_the_others(creator, 
     message = listener.receive()
     assert "Survivor serum" in message["rows"]["inventory-table"][f"product-{product.pk}"]
     assert [record.getMessage() for record in caplog.records] == [f"publish for creator {gone} failed (DoesNotExist)"]
+
+
+def test_a_creator_with_no_dashboard_open_anywhere_is_not_rendered_for(
+    make_creator, make_shop, make_product, place_order, group_listener
+):
+    """On the configured layer (in-memory, or Redis Pub/Sub across processes): only groups with a member count."""
+    watching, away = make_creator("watching"), make_creator("away")
+    orders = {}
+    for seller in (watching, away):
+        product = make_product(seller, stock=100, name=f"Serum of {seller.username}")
+        orders[seller.pk] = _order_change(place_order(make_shop(seller), product), product)
+    groups = [creator_group(watching.pk), creator_group(away.pk)]
+    group_listener(groups[0])
+    assert runtime.groups_watched(groups) == {groups[0]}
+
+    with CaptureQueriesContext(connection) as unwatched:
+        changes_publish_many({away.pk: orders[away.pk]})
+    late = group_listener(groups[1])  # a tab opens afterwards: it starts from its snapshot
+    assert runtime.groups_watched(groups) == set(groups)
+    with CaptureQueriesContext(connection) as watched:
+        changes_publish_many({away.pk: orders[away.pk]})
+
+    def renders(queries) -> list[str]:  # the reads of the pushed order row's lines
+        return [query["sql"] for query in queries.captured_queries if '"orders_orderitem"' in query["sql"]]
+
+    assert renders(unwatched) == [] and renders(watched)
+    message = late.receive()
+    (product_id,) = orders[away.pk].rows("inventory")
+    assert "Serum of away" in message["rows"]["inventory-table"][f"product-{product_id}"]
+    # The metrics are kept whether or not anyone watches.
+    stored = DashboardMetric.objects.get(creator_id=away.pk, metric_type="orders", metric_key="total_count")
+    assert stored.value == 1
+    late.leave(groups[1])  # and closes
+    assert runtime.groups_watched(groups) == {groups[0]}
