@@ -122,7 +122,7 @@ class PubSubWatchers:
 
     def __init__(self, url: str, prefix: str) -> None:
         self.client = redis.Redis.from_url(url, socket_timeout=0.5, socket_connect_timeout=0.5)
-        self.prefix = prefix
+        self.url, self.prefix = url, prefix
 
     def watched(self, groups: Sequence[str]) -> set[str]:
         # The name channels_redis gives a group's Pub/Sub channel (RedisPubSubLoopLayer).
@@ -154,13 +154,23 @@ def groups_watched(groups: Sequence[str]) -> set[str]:
     if isinstance(layer, InMemoryChannelLayer):
         return {group for group in groups if layer.groups.get(group)}
     config = settings.CHANNEL_LAYERS["default"].get("CONFIG", {})
-    if not isinstance(layer, RedisPubSubChannelLayer) or len(config.get("hosts", [])) != 1:
-        return set(groups)  # sharded over several Redis hosts: which one holds a group is the layer's to know
+    address = _redis_address(config)
+    if not isinstance(layer, RedisPubSubChannelLayer) or address is None:
+        return set(groups)
     prefix = config.get("prefix", "asgi")
-    if _pubsub_watchers is None or _pubsub_watchers.prefix != prefix:
-        (host,) = config["hosts"]
-        _pubsub_watchers = PubSubWatchers(host["address"] if isinstance(host, dict) else host, prefix)
+    if _pubsub_watchers is None or (_pubsub_watchers.url, _pubsub_watchers.prefix) != (address, prefix):
+        _pubsub_watchers = PubSubWatchers(address, prefix)
     return _pubsub_watchers.watched(groups)
+
+
+def _redis_address(config: dict) -> str | None:
+    """The URL of a layer's one Redis host; None when it is sharded over several (the layer alone
+    knows which of them holds a group) or given in a form other than a URL."""
+    hosts = config.get("hosts", [])
+    if len(hosts) != 1:
+        return None
+    address = hosts[0].get("address") if isinstance(hosts[0], dict) else hosts[0]
+    return address if isinstance(address, str) else None
 
 
 # --- coalesced publishing ----------------------------------------------------------------------
