@@ -83,12 +83,18 @@ def seed(args) -> int:
     return creator.pk
 
 
+def loop_thread(name: str) -> asyncio.AbstractEventLoop:
+    """An event loop running on a daemon thread of its own."""
+    loop = asyncio.new_event_loop()
+    threading.Thread(target=loop.run_forever, name=name, daemon=True).start()
+    return loop
+
+
 def server_loop_start() -> None:
     """Run an event loop on a thread and register it, as a server process's loop is."""
     from realtime import runtime  # noqa: PLC0415
 
-    loop = asyncio.new_event_loop()
-    threading.Thread(target=loop.run_forever, name="bench-server-loop", daemon=True).start()
+    loop = loop_thread("bench-server-loop")
 
     async def register() -> None:
         runtime.server_loop_register()
@@ -104,8 +110,7 @@ def dashboards_open(creator_ids) -> None:
     from channels.layers import get_channel_layer  # noqa: PLC0415
     from realtime.broadcast import creator_group  # noqa: PLC0415
 
-    layer, loop = get_channel_layer(), asyncio.new_event_loop()
-    threading.Thread(target=loop.run_forever, name="bench-dashboards", daemon=True).start()
+    layer, loop = get_channel_layer(), loop_thread("bench-dashboards")
 
     async def open_and_drain() -> None:
         channel = await layer.new_channel()
