@@ -189,6 +189,7 @@ class Server:
 
     def __init__(self, env: dict, *, port: int, workers: int, log: Path, daphne: bool = False) -> None:
         self.port, self.log = port, log
+        port_free_check(port)
         command = ["make", "--no-print-directory", "serve", f"PORT={port}", f"WORKERS={workers}", f"PYTHON={PYTHON}"]
         if daphne:  # the development server's ASGI server, one process (it cannot share a port)
             command = [str(Path(PYTHON).parent / "daphne"), "-b", "127.0.0.1", "-p", str(port), "creatorflow.asgi:application"]
@@ -216,6 +217,16 @@ class Server:
 
     def stop(self) -> None:
         process_group_stop(self.process)
+
+
+def port_free_check(port: int) -> None:
+    """Refuse to start a server on a port something already listens on.
+
+    A server left running by an interrupted benchmark would otherwise answer for the new one,
+    whose start then fails unseen ("address already in use"): the figures would be the old code's.
+    """
+    with suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=1):
+        raise SystemExit(f"port {port} is in use: a server is still running there (an interrupted benchmark's?); stop it first")
 
 
 def process_group_stop(process: subprocess.Popen) -> None:

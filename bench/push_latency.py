@@ -53,6 +53,7 @@ from ingest import (  # noqa: E402 - helpers of the ingest benchmark
     cpu_seconds,
     database_recreate,
     database_url,
+    port_free_check,
     postgres_cpu_seconds,
     process_group_stop,
     processes,
@@ -248,6 +249,7 @@ class Server:
 
     def __init__(self, port: int, env: dict[str, str], log_dir: Path, *, workers: int | None):
         self.port = port
+        port_free_check(port)
         if workers:
             name = "serve"
             command = ["make", "--no-print-directory", "serve", f"PORT={port}", f"WORKERS={workers}", f"PYTHON={sys.executable}"]
