@@ -107,11 +107,13 @@ if DATABASE_URL:
             "timeout": float(os.environ.get("DATABASE_POOL_TIMEOUT", "3")),
         }
         # Values are bound by PostgreSQL, not quoted into the SQL text by psycopg, and a statement
-        # run five times on a connection is prepared there: the order path runs the same few
-        # statements for every batch, and PostgreSQL then skips parsing and planning them
+        # run five times on a connection is prepared there from its next run: the order path runs
+        # the same few statements for every batch, and PostgreSQL then skips parsing and planning them
         # (bench/README.md: a quarter less of its CPU per order). "off" turns preparing off, for
         # a connection pooler that cannot keep prepared statements.
         prepare_threshold = os.environ.get("DATABASE_PREPARE_THRESHOLD", "5")
+        if prepare_threshold != "off" and not prepare_threshold.isdigit():
+            raise ImproperlyConfigured(f"DATABASE_PREPARE_THRESHOLD must be a number of runs or off, not {prepare_threshold!r}")
         DATABASES["default"]["OPTIONS"]["server_side_binding"] = True
         DATABASES["default"]["OPTIONS"]["prepare_threshold"] = None if prepare_threshold == "off" else int(prepare_threshold)
 else:

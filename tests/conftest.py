@@ -1,10 +1,13 @@
 """Fixtures shared by the whole suite: creators, shops, products with stock."""
 
+import asyncio
 import logging
 import os
+import threading
 from decimal import Decimal
 
 import pytest
+from channels.layers import get_channel_layer
 from django.db import connection
 
 from inventory.services.catalogue import product_upsert
@@ -111,3 +114,61 @@ def every_log():
     for logger, level in zip(loggers, levels):
         logger.removeHandler(handler)
         logger.setLevel(level)
+
+
+class GroupListener:
+    """A channel in some groups, read from synchronous test code on one event loop of its own.
+
+    The Pub/Sub layer keeps a subscription on the event loop that made it, so the channel is
+    made, joined and read on one loop, run on a thread for the test's life.
+    """
+
+    def __init__(self, *groups: str) -> None:
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, name="test-group-listener", daemon=True)
+        self.thread.start()
+        self.layer = get_channel_layer()
+        self.channel = self._run(self.layer.new_channel())
+        for group in groups:
+            self._run(self.layer.group_add(group, self.channel))
+
+    def _run(self, coroutine, timeout: float = 10):
+        return asyncio.run_coroutine_threadsafe(coroutine, self.loop).result(timeout)
+
+    def receive(self, timeout: float = 5) -> dict:
+        """The next message, or TimeoutError after ``timeout`` seconds."""
+        return self._run(asyncio.wait_for(self.layer.receive(self.channel), timeout), timeout + 5)
+
+    def drain(self, quiet: float = 0.5) -> list[dict]:
+        """Every message until none came for ``quiet`` seconds."""
+        messages = []
+        while True:
+            try:
+                messages.append(self.receive(quiet))
+            except TimeoutError:
+                return messages
+
+    def leave(self, *groups: str) -> None:
+        """Leave groups, as a dashboard does when its tab closes."""
+        for group in groups:
+            self._run(self.layer.group_discard(group, self.channel))
+
+    def close(self) -> None:
+        self._run(self.layer.flush())
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(timeout=5)
+        self.loop.close()
+
+
+@pytest.fixture
+def group_listener():
+    """Listen to channel-layer groups from a synchronous test: ``group_listener(group, ...)``."""
+    listeners: list[GroupListener] = []
+
+    def listen(*groups: str) -> GroupListener:
+        listeners.append(GroupListener(*groups))
+        return listeners[-1]
+
+    yield listen
+    for listener in listeners:
+        listener.close()
