@@ -109,7 +109,7 @@ if DATABASE_URL:
         # Values are bound by PostgreSQL, not quoted into the SQL text by psycopg, and a statement
         # run five times on a connection is prepared there from its next run: the order path runs
         # the same few statements for every batch, and PostgreSQL then skips parsing and planning them
-        # (bench/README.md: a quarter less of its CPU per order). "off" turns preparing off, for
+        # (bench/README.md: a sixth to a quarter less of its CPU per order). "off" turns preparing off, for
         # a connection pooler that cannot keep prepared statements.
         prepare_threshold = os.environ.get("DATABASE_PREPARE_THRESHOLD", "5")
         if prepare_threshold != "off" and not prepare_threshold.isdigit():

@@ -1,4 +1,4 @@
-"""Fixtures shared by the whole suite: creators, shops, products with stock."""
+"""Fixtures shared by the whole suite: creators, shops, products with stock, channel-layer listeners."""
 
 import asyncio
 import logging
