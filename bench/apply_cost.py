@@ -21,8 +21,9 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-sys.path.append(str(ROOT / "bench"))  # appended: bench/profile.py must not hide the standard library's
+# Python put this script's folder first: bench/profile.py would hide the standard library's profile.
+sys.path[0] = str(ROOT)
+sys.path.append(str(ROOT / "bench"))
 
 import ingest  # noqa: E402
 
