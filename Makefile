@@ -33,7 +33,7 @@ run: migrate
 # (DATABASE_URL, REDIS_URL, SECRET_KEY, ALLOWED_HOSTS, DEBUG=0). See README "Running in production".
 serve: migrate
 	$(BIN)/python -m uvicorn creatorflow.asgi:application --host $(HOST) --port $(PORT) \
-		--workers $(WORKERS) --lifespan off --no-access-log --loop uvloop --http httptools --ws websockets \
+		--workers $(WORKERS) --lifespan off --no-access-log --loop uvloop --http httptools --ws websockets-sansio \
 		--timeout-graceful-shutdown $(SHUTDOWN_GRACE)
 
 $(VENV)/.bench-installed: $(VENV)/.installed

@@ -1,5 +1,6 @@
 """`make serve`, the production server, starts as the README says and answers with its workers."""
 
+import asyncio
 import json
 import os
 import signal
@@ -10,6 +11,8 @@ import urllib.request
 
 import pytest
 from django.conf import settings
+from websockets.asyncio.client import connect
+from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from tests.browser.servers import free_port
 
@@ -31,6 +34,13 @@ def _post(url: str, body: bytes, headers: dict) -> tuple[int, bytes]:
             return response.status, response.read()
     except urllib.error.HTTPError as error:
         return error.code, error.read()
+
+
+async def _websocket_close_code(port: int, *, origin: str) -> int:
+    async with connect(f"ws://127.0.0.1:{port}/ws/dashboard/", origin=origin, open_timeout=10) as socket:
+        with pytest.raises(ConnectionClosed) as closed:
+            await asyncio.wait_for(socket.recv(), timeout=10)
+    return closed.value.rcvd.code
 
 
 def test_make_serve_runs_the_production_server_with_a_worker_per_core(tmp_path):
@@ -70,6 +80,12 @@ def test_make_serve_runs_the_production_server_with_a_worker_per_core(tmp_path):
                                          "data": {"order_id": "X", "status": "AWAITING_SHIPMENT"}}).encode(),
                              {"Content-Type": "application/json", "Authorization": "0" * 64})
         assert (status, json.loads(body)["error"]) == (404, "unknown_shop")
+        # The dashboard's websocket through the production server's websocket protocol: a socket
+        # without a session is accepted and then closed with 4401; one from another site is refused.
+        assert asyncio.run(_websocket_close_code(port, origin=f"http://127.0.0.1:{port}")) == 4401
+        with pytest.raises(InvalidStatus) as refused:
+            asyncio.run(_websocket_close_code(port, origin="https://elsewhere.example"))
+        assert refused.value.response.status_code == 403
         workers = subprocess.run(["pgrep", "-g", str(server.pid), "-f", "spawn_main"],
                                  capture_output=True, text=True).stdout.split()
         assert len(workers) == 2, workers
