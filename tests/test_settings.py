@@ -62,10 +62,9 @@ def test_database_prepare_threshold_turns_preparing_off_and_refuses_what_is_not_
     assert "DATABASE_PREPARE_THRESHOLD must be a number of runs or off, not 'often'" in wrong.stderr
 
 
+@pytest.mark.postgres
 @pytest.mark.django_db
 def test_on_postgresql_values_are_bound_there_and_a_statement_is_prepared_after_five_runs():
-    if connection.vendor != "postgresql":
-        pytest.skip("preparing is PostgreSQL's")
     prepared = "SELECT count(*) FROM pg_prepared_statements WHERE statement = 'SELECT $1::int + 40'"
     with connection.cursor() as cursor:
         for _ in range(5):
