@@ -310,6 +310,12 @@ def _waiting_read(*, event_ids: list[int], skip_locked: bool):
     return waiting.select_for_update(skip_locked=skip_locked).values("pk")
 
 
+@prepared
+def _processed_mark(*, event_ids: list[int], now):
+    changes = {"status": Status.PROCESSED, "processed_at": now, "error": "", "attempts": F("attempts") + 1}
+    return WebhookEvent.objects.filter(pk__in=event_ids), changes
+
+
 def _claim(ids: list[int], *, skip_locked: bool) -> set[int]:
     """Lock the events still waiting among ``ids``; with ``skip_locked``, pass over ones another batch holds."""
     return {row["pk"] for row in _waiting_read.values(event_ids=sorted(ids), skip_locked=skip_locked)}
@@ -341,9 +347,7 @@ def _apply_claimed(batch: list[Pending], *, now) -> dict[int, Applied]:
     if run:
         run_apply()
     if processed:
-        WebhookEvent.objects.filter(pk__in=list(processed)).update(
-            status=Status.PROCESSED, processed_at=now, error="", attempts=F("attempts") + 1
-        )
+        _processed_mark.update(event_ids=sorted(processed), now=now)
         per_shop: dict[int, list[Pending]] = defaultdict(list)
         for pending in processed.values():
             per_shop[pending.event.shop_id].append(pending)

@@ -9,11 +9,21 @@ from creatorflow.changes import SYNC, changes_mark
 from creatorflow.db import rows_update
 from creatorflow.health import health_record
 from creatorflow.models import SystemHealth
+from creatorflow.prepared import prepared
 
 from .locks import running_streams_lock
 from .models import ShopConnection, SyncOperation
 
 HEALTH_COMPONENT = "tiktok_webhook"
+
+
+@prepared
+def _running_stream_count(*, shop_id: int, processed: int, now: datetime):
+    """Count applied events on the shop's stream if it is running: one statement per batch, composed once."""
+    streams = SyncOperation.objects.filter(
+        shop_id=shop_id, type=SyncOperation.Type.WEBHOOK_STREAM, status=SyncOperation.Status.RUNNING
+    )
+    return streams, {"processed_count": F("processed_count") + processed, "last_event_at": now, "updated_at": now}
 
 
 def stream_record(*, shop: ShopConnection, now: datetime, processed: int = 1, error: str = "") -> None:
@@ -22,19 +32,17 @@ def stream_record(*, shop: ShopConnection, now: datetime, processed: int = 1, er
     The stream is created on first use. A good event after a failure sets the stream running
     again and records the webhook component nominal, so the dashboard's health clears.
     """
+    if not error and _running_stream_count.update(shop_id=shop.pk, processed=processed, now=now):
+        changes_mark(shop.creator_id, SYNC)  # the usual case: a running stream counts on
+        return
     stream = SyncOperation.objects.filter(shop=shop, type=SyncOperation.Type.WEBHOOK_STREAM)
     if error:
         changes = {"error_count": F("error_count") + 1, "last_error": error[:2000], "status": SyncOperation.Status.FAILED}
     else:
         changes = {"processed_count": F("processed_count") + processed, "status": SyncOperation.Status.RUNNING}
     changes.update(last_event_at=now, updated_at=now)
-    recovered = False
-    updated = 0
-    if not error:
-        updated = stream.filter(status=SyncOperation.Status.RUNNING).update(**changes)
-    if not updated:
-        updated = stream.update(**changes)
-        recovered = bool(updated) and not error
+    updated = stream.update(**changes)
+    recovered = bool(updated) and not error
     if not updated:
         _, created = SyncOperation.objects.get_or_create(
             shop=shop,

@@ -177,3 +177,51 @@ def test_every_read_of_a_publish_is_compiled_once_and_none_falls_back_to_the_orm
     used = {name: read for name, read in reads.items() if read._compiled}
     assert len(used) >= 15, sorted(set(reads) - set(used))
     assert [name for name, read in used.items() if _UNCACHEABLE in read._compiled.values()] == []
+
+
+@prepared
+def _reorder_points_raise(*, creator_ids: list[int], by: int, now):
+    return Product.objects.filter(creator_id__in=creator_ids), {"reorder_point": F("reorder_point") + by, "updated_at": now}
+
+
+def test_an_update_changes_what_the_querysets_update_changes_for_every_length_of_list(shelves):
+    creator_ids = list(shelves)
+    points = {product.pk: product.reorder_point for product in Product.objects.all()}
+    now = timezone.now().replace(microsecond=0)
+    for length in range(1, len(creator_ids) + 1):
+        chosen = creator_ids[:length]
+        changed = _reorder_points_raise.update(creator_ids=chosen, by=length, now=now + timedelta(minutes=length))
+        assert changed == sum(len(shelves[creator_id]) for creator_id in chosen)
+        for creator_id in chosen:
+            for product in shelves[creator_id]:
+                points[product.pk] += length
+    found = {product.pk: (product.reorder_point, product.updated_at) for product in Product.objects.all()}
+    assert {pk: point for pk, (point, _) in found.items()} == points
+    # Each product carries the instant of the last update that reached it: seller 5's, of length 5.
+    assert {updated for pk, (_, updated) in found.items() if pk in {p.pk for p in shelves[creator_ids[-1]]}} == {now + timedelta(minutes=5)}
+    # Lengths 1 to 5 round up to 1, 2, 4 and 8: four shapes compiled, none left to the ORM.
+    assert len(_reorder_points_raise._compiled) == 4
+    assert _UNCACHEABLE not in _reorder_points_raise._compiled.values()
+
+
+def test_an_update_is_one_statement_and_an_empty_list_changes_nothing(shelves):
+    creator_ids = list(shelves)
+    now = timezone.now()
+    _reorder_points_raise.update(creator_ids=creator_ids, by=1, now=now)  # compiled
+    with CaptureQueriesContext(connection) as queries:
+        assert _reorder_points_raise.update(creator_ids=creator_ids[:3], by=2, now=now) == 1 + 2 + 3
+        assert _reorder_points_raise.update(creator_ids=[], by=2, now=now) == 0
+    assert len(queries) == 1
+    assert queries[0]["sql"].startswith("UPDATE")
+
+
+def test_an_update_filtered_through_a_join_runs_through_the_orm(shelves):
+    """Django rewrites an update whose filter joins another table; that shape is left to it, and still right."""
+    update = Prepared(lambda *, creator_ids, units: (Stock.objects.filter(product__creator_id__in=creator_ids), {"on_hand": F("on_hand") + units}))
+    chosen = list(shelves)[3:]
+    before = {stock.pk: stock.on_hand for stock in Stock.objects.filter(product__creator_id__in=chosen)}
+    assert update.update(creator_ids=chosen, units=7) == len(before) == 4 + 5
+    assert {stock.pk: stock.on_hand for stock in Stock.objects.filter(product__creator_id__in=chosen)} == {
+        pk: on_hand + 7 for pk, on_hand in before.items()
+    }
+    assert list(update._compiled.values()) == [_UNCACHEABLE]

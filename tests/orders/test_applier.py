@@ -20,6 +20,7 @@ from inventory.services import alerts, catalogue
 from orders import inbox
 from orders import locks as order_locks
 from orders import services as order_services
+from orders import streams
 from orders.events import OrderLine
 from orders.models import Order, SyncOperation, WebhookEvent
 from orders.runtime import Applier
@@ -267,8 +268,8 @@ def test_a_batch_over_many_shops_costs_what_a_batch_over_two_does(make_creator, 
     assert apply_eight == apply_two, "\n".join(eight)
 
 
-def test_the_reads_of_the_order_path_are_prepared_and_none_falls_back_to_the_orm(shop, make_shop, make_product):
-    """Deliveries received and applied in batches of several sizes: every read of the path compiles once per shape."""
+def test_the_reads_and_updates_of_the_order_path_are_prepared_and_none_falls_back_to_the_orm(shop, make_shop, make_product):
+    """Deliveries received and applied in batches of several sizes: every prepared read and update of the path compiles once per shape."""
     products = [make_product(shop.creator, stock=100, reorder_point=95) for _ in range(3)]
     other, spare = make_shop(shop.creator), make_product(shop.creator, stock=100)
     for prefix in ("FIRST", "NEXT"):  # two shops' streams in one batch: started, then locked and counted together
@@ -294,11 +295,13 @@ def test_the_reads_of_the_order_path_are_prepared_and_none_falls_back_to_the_orm
     assert "3 short orders (15 units)" in short_alert.message
     reads = {
         f"{module.__name__}.{name}": read
-        for module in (inbox, order_locks, inventory_locks, catalogue, alerts, order_services)
+        for module in (inbox, order_locks, inventory_locks, catalogue, alerts, order_services, streams)
         for name, read in vars(module).items()
         if isinstance(read, Prepared)
     }
-    assert len(reads) == 12  # the shop lookup of receiving, and eleven reads of applying
+    # The shop lookup of receiving, eleven reads of applying, and its two updates: the inbox rows
+    # processed and the shop's running stream counted.
+    assert len(reads) == 14
     assert sorted(name for name, read in reads.items() if not read._compiled) == []
     assert sorted(name for name, read in reads.items() if _UNCACHEABLE in read._compiled.values()) == []
     assert Order.objects.get(external_id="PREP-1-0").status == "CANCELLED"
