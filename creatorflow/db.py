@@ -2,11 +2,21 @@
 
 from collections.abc import Sequence
 from contextlib import nullcontext
+from functools import cache
 from typing import TypeVar
 
-from django.db import IntegrityError, connection, models, transaction
+from django.db import DEFAULT_DB_ALIAS, IntegrityError, connection, connections, models, transaction
 
 M = TypeVar("M", bound=models.Model)
+
+
+def _database():
+    """The default database's wrapper itself.
+
+    The order path's helpers prepare every value with it: through the ``connection`` proxy, each of
+    the field methods' many lookups of ``connection.ops`` would find the wrapper again.
+    """
+    return connections[DEFAULT_DB_ALIAS]
 
 
 def upsert_increment(model: type[models.Model], *, keys: dict, increments: dict) -> None:
@@ -32,6 +42,7 @@ def upsert_increments(
     """
     if not rows:
         return
+    connection = _database()
     meta = model._meta
     quote = connection.ops.quote_name
     fields = [meta.get_field(name) for name in (*key_fields, *increment_fields)]
@@ -66,23 +77,28 @@ def rows_update(objs: Sequence[models.Model], fields: Sequence[str]) -> None:
     if not objs:
         return
     model = type(objs[0])
+    connection = _database()
     if connection.vendor != "postgresql":
         model._default_manager.bulk_update(objs, fields)
         return
+    columns, row, (before, after) = _rows_update_parts(model, tuple(fields), connection.alias)
+    values = [field.get_db_prep_save(getattr(obj, field.attname), connection) for obj in objs for field in columns]
+    with connection.cursor() as cursor:
+        cursor.execute(before + ", ".join([row] * len(objs)) + after, values)
+
+
+@cache
+def _rows_update_parts(model: type[models.Model], fields: tuple[str, ...], alias: str) -> tuple[list, str, tuple[str, str]]:
+    """The columns ``rows_update`` writes, the typed placeholders of one row, and its statement before and after the rows."""
+    connection = connections[alias]
     meta = model._meta
     quote = connection.ops.quote_name
     columns = [meta.pk, *(meta.get_field(name) for name in fields)]
     row = "(" + ", ".join(f"%s::{field.db_type(connection)}" for field in columns) + ")"
-    values = [field.get_db_prep_save(getattr(obj, field.attname), connection) for obj in objs for field in columns]
     table, pk = quote(meta.db_table), quote(meta.pk.column)
     names = ", ".join(quote(field.column) for field in columns)
     assignments = ", ".join(f"{quote(field.column)} = v.{quote(field.column)}" for field in columns[1:])
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"UPDATE {table} SET {assignments} FROM (VALUES {', '.join([row] * len(objs))}) AS v ({names}) "
-            f"WHERE {table}.{pk} = v.{pk}",
-            values,
-        )
+    return columns, row, (f"UPDATE {table} SET {assignments} FROM (VALUES ", f") AS v ({names}) WHERE {table}.{pk} = v.{pk}")
 
 
 def create_or_fetch(model: type[M], *, values: dict, fetch: dict) -> tuple[M, bool]:
@@ -116,6 +132,7 @@ def insert_missing(model: type[M], rows: Sequence[M], *, unique_fields: Sequence
     """
     if not rows:
         return []
+    connection = _database()
     meta = model._meta
     quote = connection.ops.quote_name
     fields = [field for field in meta.concrete_fields if not field.primary_key and not field.generated]

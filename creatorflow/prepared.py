@@ -26,7 +26,7 @@ import itertools
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
-from django.db import connections, models, transaction
+from django.db import DEFAULT_DB_ALIAS, connections, models, transaction
 from django.db.models.sql import UpdateQuery
 from django.db.models.query import QuerySet, get_related_populators, prefetch_related_objects
 from django.db.transaction import TransactionManagementError
@@ -94,16 +94,18 @@ class Prepared:
         self._compiled: dict[tuple, _Compiled | object] = {}
 
     def values(self, **arguments) -> list[dict]:
-        compiled, filled = self._prepare(arguments, kind="values")
+        connection = connections[DEFAULT_DB_ALIAS]  # looked up once: each lookup goes through a thread-local
+        compiled, filled = self._prepare(arguments, kind="values", connection=connection)
         if compiled is None:
             return list(self.build(**arguments))
-        return [dict(zip(compiled.names, row, strict=False)) for row in self._rows(compiled, filled)]
+        return [dict(zip(compiled.names, row, strict=False)) for row in self._rows(compiled, filled, connection)]
 
     def objects(self, **arguments) -> list[models.Model]:
-        compiled, filled = self._prepare(arguments, kind="objects")
+        connection = connections[DEFAULT_DB_ALIAS]
+        compiled, filled = self._prepare(arguments, kind="objects", connection=connection)
         if compiled is None:
             return list(self.build(**arguments))
-        rows = self._rows(compiled, filled)
+        rows = self._rows(compiled, filled, connection)
         klass_info, select = compiled.klass_info, compiled.select
         model = klass_info["model"]
         start, end = klass_info["select_fields"][0], klass_info["select_fields"][-1] + 1
@@ -123,16 +125,16 @@ class Prepared:
 
     def update(self, **arguments) -> int:
         """Run the update that ``build(**arguments)`` returns as (queryset, changes); return the rows changed."""
-        compiled, filled = self._prepare(arguments, kind="update")
+        connection = connections[DEFAULT_DB_ALIAS]
+        compiled, filled = self._prepare(arguments, kind="update", connection=connection)
         if compiled is None:
             queryset, changes = self.build(**arguments)
             return queryset.update(**changes)
-        with transaction.mark_for_rollback_on_error(using="default"), connections["default"].cursor() as cursor:
+        with transaction.mark_for_rollback_on_error(using=DEFAULT_DB_ALIAS), connection.cursor() as cursor:
             cursor.execute(compiled.sql, filled)
             return cursor.rowcount
 
-    def _rows(self, compiled: _Compiled, filled: list) -> list:
-        connection = connections["default"]
+    def _rows(self, compiled: _Compiled, filled: list, connection) -> list:
         if compiled.for_update and connection.get_autocommit():  # the ORM's own guard, kept
             raise TransactionManagementError("select_for_update cannot be used outside of a transaction.")
         with connection.cursor() as cursor:
@@ -144,8 +146,8 @@ class Prepared:
 
     # --- compiling -----------------------------------------------------------------------------
 
-    def _prepare(self, arguments: dict, *, kind: str) -> tuple[_Compiled | None, list | None]:
-        shape: list = [kind, connections["default"].vendor]
+    def _prepare(self, arguments: dict, *, kind: str, connection) -> tuple[_Compiled | _CompiledUpdate | None, list | None]:
+        shape: list = [kind, connection.vendor]
         for name in sorted(arguments):
             value = arguments[name]
             if isinstance(value, (list, tuple, set, frozenset)):
@@ -166,10 +168,10 @@ class Prepared:
             compiled = self._compiled[key] = self._compile(arguments, kind=kind)
         if compiled is _UNCACHEABLE:
             return None, None
-        return compiled, self._fill(compiled, arguments)
+        return compiled, self._fill(compiled, arguments, connection)
 
     def _compile(self, arguments: dict, *, kind: str) -> _Compiled | _CompiledUpdate | object:
-        connection = connections["default"]
+        connection = connections[DEFAULT_DB_ALIAS]
         adapt = connection.ops.adapt_datetimefield_value
         counter = itertools.count(1)
         where: dict = {}  # adapted placeholder → (argument, index or None)
@@ -235,8 +237,8 @@ class Prepared:
         return _SENTINEL_INT + number
 
     @staticmethod
-    def _fill(compiled: _Compiled, arguments: dict) -> list:
-        adapt = connections["default"].ops.adapt_datetimefield_value
+    def _fill(compiled: _Compiled | _CompiledUpdate, arguments: dict, connection) -> list:
+        adapt = connection.ops.adapt_datetimefield_value
         filled = list(compiled.params)
         lists = {name: list(value) for name, value in arguments.items() if isinstance(value, (list, tuple, set, frozenset))}
         for position, slot in enumerate(compiled.slots):
