@@ -135,19 +135,27 @@ def _stock_alerts_read(*, product_ids: list[int]):
 
 
 def alerts_evaluate(
-    *, product_ids: Iterable[int], now: datetime | None = None, available: Mapping[int, int] | None = None
+    *,
+    product_ids: Iterable[int],
+    now: datetime | None = None,
+    available: Mapping[int, int] | None = None,
+    products: Mapping[int, Product] | None = None,
 ) -> None:
     """Bring low-stock, stockout and velocity alerts and velocity in line with current stock.
 
     ``available`` gives the products' total available units when the caller knows them (it holds
-    every stock row of them locked); otherwise they are read. An alert is written only when its
+    every stock row of them locked); otherwise they are read. ``products`` are ones the caller
+    read with their locked stock rows (the others are read). An alert is written only when its
     level changes, and velocities with one statement for all products.
     """
     product_ids = sorted(set(product_ids))
     if not product_ids:
         return
     now = now or timezone.now()
-    products = {product.pk: product for product in _products_read.objects(product_ids=product_ids)}
+    held = products or {}
+    products = {product_id: held[product_id] for product_id in product_ids if product_id in held}
+    if missing := [product_id for product_id in product_ids if product_id not in products]:
+        products.update((product.pk, product) for product in _products_read.objects(product_ids=missing))
     if available is None or not set(product_ids) <= set(available):
         available = {row["product_id"]: row["total"] for row in _available_read.values(product_ids=product_ids)}
     sales = {

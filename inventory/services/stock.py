@@ -254,8 +254,16 @@ class StockBook:
         upsert_increments(ProductSalesMinute, key_fields=("product", "minute"), increment_fields=("units",), rows=sales)
         if self._touched:
             known = self.totals() if self.complete else None
-            alerts_evaluate(product_ids=self._touched, now=now, available=known)
+            alerts_evaluate(product_ids=self._touched, now=now, available=known, products=self._products())
         self._written()
+
+    def _products(self) -> dict[int, Product]:
+        """The book's products, as read with their locked stock rows (the alerts need not read them again)."""
+        return {
+            product_id: stocks[0].product
+            for product_id, stocks in self.by_product.items()
+            if stocks and Stock.product.is_cached(stocks[0])
+        }
 
     def _written(self) -> None:
         self._changed, self._movements, self._created = {}, [], []
