@@ -92,6 +92,11 @@ class _Entry:
     fresh: bool = False  # inserted by this batch, no event applied yet
     written: bool = False  # anything to save
     lines_added: bool = False
+    inserted: list | None = None  # the event fields as this batch inserted the row
+
+    def unsaved(self) -> bool:
+        """Whether the row's event fields differ from what the database holds."""
+        return self.inserted is None or self.inserted != [getattr(self.order, field) for field in _EVENT_FIELDS]
 
     def lines(self) -> list[tuple[int, int]]:
         return [(item.product_id, item.quantity) for item in self.items]
@@ -232,7 +237,8 @@ class _Batch:
     def write(self) -> None:
         entries = [entry for entry in self.entries.values() if entry.written]
         OrderItem.objects.bulk_create([item for entry in entries if entry.lines_added for item in entry.items if item.pk is None])
-        orders = sorted((entry.order for entry in entries), key=lambda order: order.pk)
+        # A new order was inserted as its event leaves it, unless a later event or its stock changed it.
+        orders = sorted((entry.order for entry in entries if entry.unsaved()), key=lambda order: order.pk)
         for order in orders:
             order.updated_at = self.now
         rows_update(orders, [*_EVENT_FIELDS, "updated_at"])
@@ -296,6 +302,20 @@ def _entries_load(orders: dict[tuple[int, str], Order]) -> dict[tuple[int, str],
     }
 
 
+def _stamped(order: Order, *, at: datetime) -> Order:
+    """Stamp a new order's times as applying its event will (``_Batch._stock_effects``), so its INSERT holds them."""
+    if order.status == OrderStatus.CANCELLED:
+        order.cancelled_at = at
+        return order
+    if order.status != OrderStatus.UNPAID:
+        order.paid_at = at
+    if status_is_shipped(order.status):
+        order.shipped_at = at
+        if order.status == OrderStatus.COMPLETED:
+            order.completed_at = at
+    return order
+
+
 def _entries_new(
     valid: Sequence[tuple[int, ShopConnection, OrderEvent, str]], existing: dict[tuple[int, str], _Entry], *, now: datetime
 ) -> dict[tuple[int, str], _Entry]:
@@ -307,22 +327,28 @@ def _entries_new(
     for _, shop, event, status in valid:
         key = (shop.creator_id, event.order_id)
         if key not in existing and key not in first:
-            first[key] = Order(
-                creator_id=shop.creator_id,
-                shop=shop,
-                external_id=event.order_id,
-                status=status,
-                placed_at=event.placed_at or event.updated_at,
-                total_amount=event.total_amount or Decimal(0),
-                currency=event.currency,
-                tiktok_updated_at=event.updated_at,
-                flags=[],
+            first[key] = _stamped(
+                Order(
+                    creator_id=shop.creator_id,
+                    shop=shop,
+                    external_id=event.order_id,
+                    status=status,
+                    placed_at=event.placed_at or event.updated_at,
+                    total_amount=event.total_amount or Decimal(0),
+                    currency=event.currency,
+                    tiktok_updated_at=event.updated_at,
+                    flags=[],
+                ),
+                at=event.updated_at,
             )
     if not first:
         return {}
     inserted = insert_missing(Order, [first[key] for key in sorted(first)], unique_fields=("creator", "external_id"))
     entries = {
-        (order.creator_id, order.external_id): _Entry(order=order, created=True, items=[], holds=[], before=None, fresh=True)
+        (order.creator_id, order.external_id): _Entry(
+            order=order, created=True, items=[], holds=[], before=None, fresh=True,
+            inserted=[getattr(order, field) for field in _EVENT_FIELDS],
+        )
         for order in inserted
     }
     taken = set(first) - set(entries)
