@@ -24,6 +24,7 @@ from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
 from contextlib import nullcontext
 from dataclasses import dataclass, field
+from datetime import datetime
 
 from django.conf import settings
 from django.db import DatabaseError, IntegrityError, InterfaceError, OperationalError, connection, transaction
@@ -311,7 +312,7 @@ def _waiting_read(*, event_ids: list[int], skip_locked: bool):
 
 
 @prepared
-def _processed_mark(*, event_ids: list[int], now):
+def _processed_mark(*, event_ids: list[int], now: datetime):
     changes = {"status": Status.PROCESSED, "processed_at": now, "error": "", "attempts": F("attempts") + 1}
     return WebhookEvent.objects.filter(pk__in=event_ids), changes
 
