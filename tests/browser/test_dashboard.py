@@ -143,11 +143,14 @@ def test_pushed_rows_leave_every_list_as_a_fresh_render_shows_it(page, browser_c
     ]
     open_dashboard(page, browser_context, server, creator)
     page.evaluate("window.sameDocument = true")
-    now = int(time.time())
     orders = 24
+    # Placed out of order over the last 24 seconds, every one of them today (the card counts today's
+    # orders, and the creator's day is UTC's): just after midnight, wait until they all fit in it.
+    time.sleep(max(0, orders + 5 - time.time() % 86_400))
+    now = int(time.time())
     for number in range(orders):
         document = order_document(shop, order_id=f"ROW-{number}", items=[(f"ROW-{number % 3}", 1 + number % 2)])
-        document["data"]["create_time"] = now - (number * 7) % orders * 60  # placed out of order
+        document["data"]["create_time"] = now - (number * 7) % orders
         webhook_post(server, shop, document)
 
     expect(card_value(page, "card-today-orders")).to_have_text(str(orders), timeout=PATIENT_MS)
