@@ -96,7 +96,7 @@ class _Entry:
 
     def unsaved(self) -> bool:
         """Whether the row's event fields differ from what the database holds."""
-        return self.inserted is None or self.inserted != [getattr(self.order, field) for field in _EVENT_FIELDS]
+        return self.inserted is None or self.inserted != _event_values(self.order)
 
     def lines(self) -> list[tuple[int, int]]:
         return [(item.product_id, item.quantity) for item in self.items]
@@ -141,7 +141,7 @@ class _Batch:
             return order, Outcome.REGRESSION
         if status != OrderStatus.CANCELLED and STATUS_RANK[status] < STATUS_RANK[current]:
             return order, Outcome.REGRESSION
-        loaded = [getattr(order, field) for field in _EVENT_FIELDS]
+        loaded = _event_values(order)
         lines_added = False
         if event.lines and not entry.items:
             self._lines_add(entry, event)
@@ -152,7 +152,7 @@ class _Batch:
             order.total_amount = event.total_amount
         order.currency = event.currency or order.currency
         self._stock_effects(entry, at=event.updated_at, new=False)
-        if not lines_added and loaded == [getattr(order, field) for field in _EVENT_FIELDS]:
+        if not lines_added and loaded == _event_values(order):
             return order, Outcome.UNCHANGED
         entry.written = True
         return order, Outcome.UPDATED
@@ -176,8 +176,8 @@ class _Batch:
     def _stock_effects(self, entry: _Entry, *, at: datetime, new: bool) -> None:
         order, book = entry.order, self.book
         reference = f"order {order.external_id}"
+        stamped = _times_stamp(order, at=at)
         if order.status == OrderStatus.CANCELLED:
-            order.cancelled_at = order.cancelled_at or at
             if order.shipped_at is None and not new:
                 book.settle(
                     entry.held(Reservation.Status.ACTIVE),
@@ -186,23 +186,17 @@ class _Batch:
                     sold_at=order.placed_at,
                 )
             return
-        if order.status != OrderStatus.UNPAID and order.paid_at is None:
-            order.paid_at = at
-            if not new:
-                book.expire_at(entry.held(Reservation.Status.ACTIVE), None)
+        if "paid_at" in stamped and not new:
+            book.expire_at(entry.held(Reservation.Status.ACTIVE), None)
         if status_is_shipped(order.status):
-            if order.status == OrderStatus.COMPLETED:
-                order.completed_at = order.completed_at or at
-            if order.shipped_at is None:
-                order.shipped_at = at
-                # An order first seen already shipped holds nothing: TikTok's stock counts include it.
-                if not new:
-                    book.settle(
-                        entry.held(Reservation.Status.ACTIVE),
-                        status=Reservation.Status.COMMITTED,
-                        reference=reference,
-                        sold_at=None,
-                    )
+            # An order first seen already shipped holds nothing: TikTok's stock counts include it.
+            if "shipped_at" in stamped and not new:
+                book.settle(
+                    entry.held(Reservation.Status.ACTIVE),
+                    status=Reservation.Status.COMMITTED,
+                    reference=reference,
+                    sold_at=None,
+                )
             return
         if not entry.items:
             return
@@ -302,18 +296,29 @@ def _entries_load(orders: dict[tuple[int, str], Order]) -> dict[tuple[int, str],
     }
 
 
-def _stamped(order: Order, *, at: datetime) -> Order:
-    """Stamp a new order's times as applying its event will (``_Batch._stock_effects``), so its INSERT holds them."""
+def _times_stamp(order: Order, *, at: datetime) -> set[str]:
+    """Stamp the times the order's status reaches for the first time (paid, shipped, ...); return their names.
+
+    A new order is stamped before it is inserted, so its INSERT holds them; applying its event
+    then finds nothing more to stamp.
+    """
     if order.status == OrderStatus.CANCELLED:
-        order.cancelled_at = at
-        return order
-    if order.status != OrderStatus.UNPAID:
-        order.paid_at = at
-    if status_is_shipped(order.status):
-        order.shipped_at = at
-        if order.status == OrderStatus.COMPLETED:
-            order.completed_at = at
-    return order
+        reached = ["cancelled_at"]
+    else:
+        reached = ["paid_at"] if order.status != OrderStatus.UNPAID else []
+        if status_is_shipped(order.status):
+            reached.append("shipped_at")
+            if order.status == OrderStatus.COMPLETED:
+                reached.append("completed_at")
+    stamped = {name for name in reached if getattr(order, name) is None}
+    for name in stamped:
+        setattr(order, name, at)
+    return stamped
+
+
+def _event_values(order: Order) -> list:
+    """The order's fields that events write, to tell whether an event changed them."""
+    return [getattr(order, field) for field in _EVENT_FIELDS]
 
 
 def _entries_new(
@@ -327,27 +332,25 @@ def _entries_new(
     for _, shop, event, status in valid:
         key = (shop.creator_id, event.order_id)
         if key not in existing and key not in first:
-            first[key] = _stamped(
-                Order(
-                    creator_id=shop.creator_id,
-                    shop=shop,
-                    external_id=event.order_id,
-                    status=status,
-                    placed_at=event.placed_at or event.updated_at,
-                    total_amount=event.total_amount or Decimal(0),
-                    currency=event.currency,
-                    tiktok_updated_at=event.updated_at,
-                    flags=[],
-                ),
-                at=event.updated_at,
+            first[key] = Order(
+                creator_id=shop.creator_id,
+                shop=shop,
+                external_id=event.order_id,
+                status=status,
+                placed_at=event.placed_at or event.updated_at,
+                total_amount=event.total_amount or Decimal(0),
+                currency=event.currency,
+                tiktok_updated_at=event.updated_at,
+                flags=[],
             )
+            _times_stamp(first[key], at=event.updated_at)
     if not first:
         return {}
     inserted = insert_missing(Order, [first[key] for key in sorted(first)], unique_fields=("creator", "external_id"))
     entries = {
         (order.creator_id, order.external_id): _Entry(
             order=order, created=True, items=[], holds=[], before=None, fresh=True,
-            inserted=[getattr(order, field) for field in _EVENT_FIELDS],
+            inserted=_event_values(order),
         )
         for order in inserted
     }

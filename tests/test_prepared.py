@@ -1,6 +1,10 @@
-"""A prepared read answers exactly what its queryset answers, for every shape, on both databases."""
+"""Prepared reads and updates, for every shape, on both databases.
 
-from datetime import timedelta
+A prepared read answers exactly what its queryset answers; a prepared update changes what its
+queryset's update changes.
+"""
+
+from datetime import datetime, timedelta
 from decimal import Decimal
 
 import pytest
@@ -180,7 +184,7 @@ def test_every_read_of_a_publish_is_compiled_once_and_none_falls_back_to_the_orm
 
 
 @prepared
-def _reorder_points_raise(*, creator_ids: list[int], by: int, now):
+def _reorder_points_raise(*, creator_ids: list[int], by: int, now: datetime):
     return Product.objects.filter(creator_id__in=creator_ids), {"reorder_point": F("reorder_point") + by, "updated_at": now}
 
 
