@@ -66,8 +66,8 @@ class Applier(threading.Thread):
         self.largest_batch = 0
         self._swept = time.monotonic()
         self.stopped = threading.Event()
-        # Events answered "queued" whose batch then met a database outage: their senders were
-        # told they would be applied, so the applier tries them again with its next batch.
+        # Stored events whose batch met a database outage: their senders were told "queued",
+        # so the applier tries them again with its next batch.
         self._owed: dict[int, Pending] = {}
 
     def receive(self, body: bytes, signature: str | None) -> Job:
@@ -125,13 +125,15 @@ class Applier(threading.Thread):
         self.largest_batch = max(self.largest_batch, len(pending))
         try:
             results = inbox.webhooks_apply(pending)
-        except Exception as error:  # noqa: BLE001 - a database outage: every waiter hears of it (503)
+        except Exception:  # noqa: BLE001 - a database outage (logged by run)
+            # The events are stored, and whether the batch's COMMIT landed before the outage cut its
+            # answer cannot be known now: the applier owes them all and applies them (at most once,
+            # as claimed) when the database answers. Their senders hear "queued", not a 503 that
+            # would make a retry the only way an order already committed could be acknowledged.
             self._owed.update(owed)
             for job in jobs:
-                if job.applied.cancelled():  # answered "queued": still ours to apply
-                    self._owed[job.pending.event.pk] = job.pending
-                else:
-                    _resolve(job.applied, exception=error)
+                self._owed[job.pending.event.pk] = job.pending
+                _resolve(job.applied, result=None)
             raise
         for job in jobs:
             _resolve(job.applied, result=results.get(job.pending.event.pk))

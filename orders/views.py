@@ -4,10 +4,10 @@ The view reads the raw body within the size limit and hands it to this process's
 (``orders.runtime``), which verifies and stores it with every other delivery waiting, in one
 committed INSERT, then applies them together. It answers once the event's effects are
 committed, so a sender that reads the API next sees them; an event not applied within
-``INBOX_ANSWER_WITHIN_SECONDS`` of the request's start is answered ``queued`` and still applied.
-200 for every stored delivery (processed, duplicate, ignored, failed and kept for replay, queued),
-4xx for a refused one, 503 when the database is away so TikTok retries. One log line per delivery,
-never with the secret or the signature.
+``INBOX_ANSWER_WITHIN_SECONDS`` of the request's start, or whose batch met a database outage, is
+answered ``queued`` and still applied. 200 for every stored delivery (processed, duplicate, ignored,
+failed and kept for replay, queued), 4xx for a refused one, 503 when the database is away before the
+delivery is stored, so TikTok retries. One log line per delivery, never with the secret or the signature.
 """
 
 import asyncio
