@@ -17,7 +17,7 @@ from urllib.parse import urlsplit
 
 import pytest
 from django.core.management import call_command
-from django.db import connection
+from django.db import connection, transaction
 from django.db.models import Count
 from django.test import Client
 
@@ -340,6 +340,50 @@ def test_postgres_stopping_answers_503_writes_nothing_half_and_retries_apply_onc
         assert metrics_resync(creator_id=shop.creator_id) == []
     finally:
         server.stop()
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_a_stored_delivery_whose_batch_meets_the_outage_is_answered_queued_and_applied_once_back(fault_shop, postgres_proxy):
+    """Stored, then cut off mid-batch: its sender hears "queued", and the server applies it once PostgreSQL answers."""
+    shop = fault_shop
+    server = DaphneServer(name="postgres-mid-batch", extra_env=_postgres_proxy_env(postgres_proxy)).start()
+    try:
+        assert deliver(server, shop, order_document(shop, order_id="M-warm", items=[("HOT", 1)]))[0] == 200
+        document = order_document(shop, order_id="M-held", items=[("HOT", 1)])
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            with transaction.atomic():
+                # Hold the hot stock row: the server's batch stores the delivery, then waits for this lock.
+                Stock.objects.select_for_update().get(product__external_id="HOT")
+                answer = pool.submit(deliver, server, shop, document)
+                poll(lambda: WebhookEvent.objects.filter(body__contains='"M-held"').exists(), message="delivery stored")
+                poll(_a_backend_waits_for_a_lock, message="the batch waiting for the stock row")
+                postgres_proxy.cut()
+                status, body = answer.result(timeout=DEADLINE_SECONDS)
+            # Without the lock, the cut-off batch's transaction ends (PostgreSQL rolls it back).
+        assert (status, body.get("status")) == (200, "queued"), (status, body)
+        assert not Order.objects.filter(external_id="M-held").exists()
+
+        postgres_proxy.restore()
+        poll(lambda: Order.objects.filter(external_id="M-held").exists(), deadline=60, message="the owed event applied")
+        poll(lambda: not WebhookEvent.objects.filter(status=WebhookEvent.Status.RECEIVED).exists(), deadline=30,
+             message="no event left received")
+        _assert_each_order_once_and_stock_conserved(["M-warm", "M-held"])
+        assert Stock.objects.get(product__external_id="HOT").reserved == 2
+        # Sent again, as TikTok might (a first try may meet a pooled connection the outage broke: 503).
+        again = retry_until_acknowledged(server, shop, [document])
+        assert again["duplicate"] == 1 and not again["processed"], again
+        log = log_text(server)
+        assert_log_keeps_secrets(log)
+        assert "Internal Server Error" not in log, log[-3000:]
+    finally:
+        server.stop()
+
+
+def _a_backend_waits_for_a_lock() -> bool:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'")
+        return cursor.fetchone()[0] > 0
 
 
 # --- kill -9 mid-burst ---------------------------------------------------------------------------------------
