@@ -94,6 +94,7 @@ django.setup()
 from django.contrib.auth import get_user_model
 from django.db import connection
 from bench.floor import FLOOR_TABLES
+from bench.history import history_insert
 from inventory.services.catalogue import product_upsert
 from inventory.services.stock import stock_restock
 from orders.models import ShopConnection
@@ -117,50 +118,8 @@ for n in range(%(cold)d):
     cold.append(product.pk)
 with connection.cursor() as cursor:
     cursor.execute(FLOOR_TABLES)
-    # Past orders over the last year, first seen delivered or completed: they hold no stock.
-    cursor.execute('''
-        INSERT INTO orders_order (creator_id, shop_id, external_id, status, total_amount, currency, flags,
-                                  placed_at, paid_at, shipped_at, cancelled_at, completed_at, tiktok_updated_at,
-                                  created_at, updated_at)
-        SELECT %%s, %%s, 'HIST-' || g, CASE WHEN g %%%% 10 = 0 THEN 'DELIVERED' ELSE 'COMPLETED' END,
-               (10 + g %%%% 50)::numeric(14, 2), 'USD', '[]'::jsonb,
-               p, p, p + interval '1 day', NULL, CASE WHEN g %%%% 10 = 0 THEN NULL ELSE p + interval '5 days' END,
-               p + interval '5 days', now(), now()
-        FROM generate_series(1, %%s) AS g,
-             LATERAL (SELECT now() - interval '8 days' - make_interval(secs => g * 31536000.0 / %%s)) AS t(p)
-    ''', [creator.pk, shop.pk, history, history])
-    cursor.execute('''
-        INSERT INTO orders_orderitem (order_id, product_id, quantity, unit_price)
-        SELECT o.id, (%%s::bigint[])[1 + o.id %%%% %%s], 1 + o.id %%%% 3, 10.00
-        FROM orders_order o WHERE o.creator_id = %%s
-    ''', [cold, len(cold), creator.pk])
-    # Rollups rebuilt from those rows in SQL, as orders.rollups keeps them (UTC quarter hours and
-    # minutes; every past order is paid and live, none short).
-    cursor.execute('''
-        INSERT INTO orders_orderstatsbucket (creator_id, start, placed_count, shipped_count, processing_seconds, paid_amount)
-        SELECT %%s, coalesce(p.start, s.start), coalesce(p.n, 0), coalesce(s.n, 0), coalesce(s.seconds, 0),
-               coalesce(p.paid, 0)
-        FROM (SELECT date_bin('15 minutes', placed_at, TIMESTAMPTZ '2000-01-01 00:00+00') AS start, count(*) AS n,
-                     sum(total_amount) AS paid
-              FROM orders_order WHERE creator_id = %%s GROUP BY 1) p
-        FULL OUTER JOIN
-             (SELECT date_bin('15 minutes', shipped_at, TIMESTAMPTZ '2000-01-01 00:00+00') AS start, count(*) AS n,
-                     sum(greatest(0, floor(extract(epoch FROM shipped_at - placed_at))))::bigint AS seconds
-              FROM orders_order WHERE creator_id = %%s AND shipped_at IS NOT NULL GROUP BY 1) s
-        ON p.start = s.start
-    ''', [creator.pk] * 3)
-    cursor.execute('''
-        INSERT INTO orders_orderminute (creator_id, minute, orders, units, paid_amount, short_orders, short_units)
-        SELECT %%s, date_trunc('minute', o.placed_at), count(*), sum(i.units), sum(o.total_amount), 0, 0
-        FROM orders_order o JOIN (SELECT order_id, sum(quantity) AS units FROM orders_orderitem GROUP BY 1) i
-             ON i.order_id = o.id
-        WHERE o.creator_id = %%s GROUP BY 2
-    ''', [creator.pk] * 2)
-    cursor.execute('''
-        INSERT INTO orders_ordertotals (creator_id, orders_count, completed_revenue, short_count, short_units)
-        SELECT %%s, count(*), coalesce(sum(total_amount) FILTER (WHERE status = 'COMPLETED'), 0), 0, 0
-        FROM orders_order WHERE creator_id = %%s
-    ''', [creator.pk] * 2)
+    # Past orders over the last year, and the rollups kept for them (bench/history.py).
+    history_insert(cursor, shops={creator.pk: shop.pk}, products={creator.pk: cold}, per_creator=history)
 # Vacuumed and analyzed now, so autovacuum does not pick the bulk load up during the measurements.
 connection.cursor().execute("VACUUM ANALYZE")
 metrics_recompute(creator_id=creator.pk)

@@ -8,7 +8,8 @@ channel layer, one server process). With it, it recreates a scratch database ``-
 on that PostgreSQL server; with ``REDIS_URL`` as well, ``--servers`` server processes share it
 (``make serve``'s uvicorn workers on one port; ``--daphne``: daphne processes, one port each).
 
-It seeds ``--creators`` creators (a shop and five products each, stock that never runs out),
+It seeds ``--creators`` creators (a shop and five products each, stock that never runs out, and
+on PostgreSQL ``--history`` past orders each with their rollups, then ``VACUUM ANALYZE``),
 logs every creator in (sessions written to the database), starts the server processes on
 127.0.0.1, opens ``--clients-per-creator`` dashboard websockets per creator spread over the
 processes, waits for every snapshot, then posts signed new-order webhooks (DESIGN.md's
@@ -121,6 +122,8 @@ def seed(args) -> list[dict]:
 
     call_command("migrate", verbosity=0)
     creators = []
+    shops: dict[int, int] = {}
+    product_pks: dict[int, list[int]] = {}
     for number in range(args.creators):
         user = get_user_model().objects.create_user(username=f"bench{number}", password=None)
         shop = ShopConnection.objects.create(
@@ -133,6 +136,8 @@ def seed(args) -> list[dict]:
             )
             stock_restock(product=product, quantity=args.stock, reference="bench")
             products.append(product.external_id)
+            product_pks.setdefault(user.pk, []).append(product.pk)
+        shops[user.pk] = shop.pk
         session = SessionStore()
         session[SESSION_KEY] = str(user.pk)
         session[BACKEND_SESSION_KEY] = "django.contrib.auth.backends.ModelBackend"
@@ -145,8 +150,19 @@ def seed(args) -> list[dict]:
                 "cookie": f"{settings.SESSION_COOKIE_NAME}={session.session_key}",
             }
         )
-    from django.db import connections  # noqa: PLC0415
+    from django.db import connection, connections  # noqa: PLC0415
 
+    if connection.vendor == "postgresql" and args.history:
+        from history import history_insert  # noqa: PLC0415 - bench/history.py
+
+        from realtime.services import metrics_recompute  # noqa: PLC0415
+
+        with connection.cursor() as cursor:
+            history_insert(cursor, shops=shops, products=product_pks, per_creator=args.history)
+            # Statistics from a database that has seen sales, as a seller's LIVE day has (bench/README.md).
+            cursor.execute("VACUUM ANALYZE")
+        for creator_id in shops:
+            metrics_recompute(creator_id=creator_id)
     connections.close_all()
     return creators
 
@@ -160,7 +176,7 @@ def stock_check(args) -> dict:
     from orders.models import Order  # noqa: PLC0415
 
     rows = list(Stock.objects.values_list("on_hand", "reserved", "available"))
-    flags = list(Order.objects.values_list("flags", flat=True))
+    flags = list(Order.objects.filter(external_id__startswith="BENCH-").values_list("flags", flat=True))
     figures = {
         "units_stocked": args.stock * PRODUCTS_PER_CREATOR * args.creators,
         "units_reserved": Stock.objects.aggregate(total=Sum("reserved"))["total"] or 0,
@@ -655,6 +671,8 @@ def main() -> None:
     parser.add_argument("--results", type=Path, default=ROOT / "bench" / "results", help="folder for the JSON")
     parser.add_argument("--label", default="", help="name for the results file")
     parser.add_argument("--stock", type=int, default=STOCK, help="units of each product (a flash sale: few)")
+    parser.add_argument("--history", type=int, default=1000,
+                        help="past orders per creator, bulk-inserted and analyzed before the run (PostgreSQL; 0: none)")
     args = parser.parse_args()
     if args.duration * args.rate > 100_000:
         raise SystemExit("bounded run: at most 100,000 webhooks")

@@ -33,9 +33,9 @@ FULL = {
     "ingest": ["bench/ingest.py", "--history", "1000,1000000", "--seconds", "20", "--sweep", "50,100,150,200"],
     "original": ["bench/original/run.py", "--history", "1000,1000000", "--seconds", "20", "--clients", "1"],
     "push": ["bench/push_latency.py", "--creators", "100", "--clients-per-creator", "10", "--rate", "300",
-             "--duration", "30", "--servers", "2"],
+             "--duration", "30", "--servers", "2", "--history", "1000"],
     "flash": ["bench/push_latency.py", "--creators", "1", "--clients-per-creator", "10", "--rate", "500",
-              "--duration", "60", "--servers", "2", "--stock", "2000", "--label", "flash-sale"],
+              "--duration", "60", "--servers", "2", "--stock", "2000", "--history", "1000", "--label", "flash-sale"],
     "publish": ["bench/publish_cost.py", "--orders", "1000", "--products", "25", "--repeat", "60", "--no-live"],
 }
 QUICK = {
