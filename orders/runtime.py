@@ -128,8 +128,8 @@ class Applier(threading.Thread):
         except Exception:  # noqa: BLE001 - a database outage (logged by run)
             # The events are stored, and whether the batch's COMMIT landed before the outage cut its
             # answer cannot be known now: the applier owes them all and applies them (at most once,
-            # as claimed) when the database answers. Their senders hear "queued", not a 503 that
-            # would make a retry the only way an order already committed could be acknowledged.
+            # as claimed) when the database answers. Their senders hear "queued"; a 503 would tell
+            # TikTok that an order the batch may have committed was not taken.
             self._owed.update(owed)
             for job in jobs:
                 self._owed[job.pending.event.pk] = job.pending
